@@ -1,0 +1,95 @@
+"""Typed settings. Built once at start-up by daemon.config from the TOML file; immutable afterwards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class CasePolicy(StrEnum):
+    PRESERVE = "preserve"
+    UPPER = "upper"
+    LOWER = "lower"
+
+
+class SerialFraming(StrEnum):
+    CR = "cr"
+    LF = "lf"
+    CRLF = "crlf"
+    ANY_EOL = "any_eol"  # CR, LF or CRLF, whichever the scanner sends
+    STX_ETX = "stx_etx"
+    TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    """Rules for every scan, whichever scanner it came from."""
+
+    min_length: int = 4
+    max_length: int = 32
+    case: CasePolicy = CasePolicy.PRESERVE
+    debounce_seconds: float = 3.0
+
+
+@dataclass(frozen=True)
+class FramingRules:
+    """Per-scanner clean-up applied to a frame before validation."""
+
+    prefix: str = ""
+    suffix: str = ""
+    strip_aim: bool = True  # remove an AIM symbology identifier (']C0', ']A0', ...) at the start
+    typed_threshold_ms: float | None = None  # HID only: median gap above this means a person typed it
+
+
+@dataclass(frozen=True)
+class HidScannerSettings:
+    name: str
+    device: str = ""  # /dev/input/by-id/... or /dev/input/eventN
+    vendor_product: str = ""  # 'abcd:1234' (hex)
+    name_pattern: str = ""  # fnmatch pattern on the device name
+    layout: str = "us"
+    variant: str = ""
+    grab: bool = True
+    terminators: tuple[str, ...] = ("Return", "KP_Enter", "Tab")
+    frame_timeout_ms: float = 100.0  # a frame with no terminator ends after this much silence
+    rules: FramingRules = field(default_factory=lambda: FramingRules(typed_threshold_ms=40.0))
+    kind: str = "hid"
+
+
+@dataclass(frozen=True)
+class SerialScannerSettings:
+    name: str
+    port: str
+    baudrate: int = 9600
+    bytesize: int = 8
+    parity: str = "N"  # N, E, O, M, S
+    stopbits: float = 1
+    framing: SerialFraming = SerialFraming.ANY_EOL
+    frame_timeout_ms: float = 100.0
+    encoding: str = "ascii"
+    reconnect_seconds: float = 1.0
+    rules: FramingRules = field(default_factory=FramingRules)
+    kind: str = "serial"
+
+
+@dataclass(frozen=True)
+class StdinScannerSettings:
+    name: str = "terminal"
+    rules: FramingRules = field(default_factory=FramingRules)
+    kind: str = "stdin"
+
+
+ScannerSettings = HidScannerSettings | SerialScannerSettings | StdinScannerSettings
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class Settings:
+    source: str = "<defaults>"  # the file these settings came from (for messages)
+    scan: ScanSettings = field(default_factory=ScanSettings)
+    scanners: tuple[ScannerSettings, ...] = ()
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
