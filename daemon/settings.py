@@ -51,7 +51,7 @@ class HidScannerSettings:
     variant: str = ""
     grab: bool = True
     terminators: tuple[str, ...] = ("Return", "KP_Enter", "Tab")
-    frame_timeout_ms: float = 100.0  # a frame with no terminator ends after this much silence
+    frame_timeout_ms: float = 500.0  # silence that ends a frame sent without terminator (or abandons a partial one)
     rules: FramingRules = field(default_factory=lambda: FramingRules(typed_threshold_ms=40.0))
     kind: str = "hid"
 
