@@ -1,0 +1,78 @@
+"""The composition root: the one place that turns settings into wired objects, for the CLI, the service and tests.
+
+Backends are chosen here from configuration, never by a global: each scanner entry names its kind, and tests pass
+their own factories (fakes) through the same functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+
+from . import config
+from .errors import ConfigError, KeymapError
+from .pipeline import ScanPipeline
+from .settings import (HidScannerSettings, ScannerSettings, SerialScannerSettings, Settings,
+                       StdinScannerSettings)
+
+
+def load_settings(cli_path: str | None, environ: Mapping[str, str] = os.environ) -> Settings:
+    path, explicit = config.resolve_path(cli_path, environ)
+    return config.load(path, explicit)
+
+
+def override_scanners(settings: Settings, *, device: str | None = None, serial: str | None = None,
+                      stdin: bool = False, layout: str | None = None) -> Settings:
+    """`tagd listen --device/--serial/--stdin` replaces the configured scanners with the one named."""
+    chosen: list[ScannerSettings] = []
+    if device:
+        hid = HidScannerSettings(name="hid", device=device)
+        chosen.append(dataclasses.replace(hid, layout=layout) if layout else hid)
+    if serial:
+        chosen.append(SerialScannerSettings(name="serial", port=serial))
+    if stdin:
+        chosen.append(StdinScannerSettings())
+    return dataclasses.replace(settings, scanners=tuple(chosen)) if chosen else settings
+
+
+def check_scanners(settings: Settings) -> None:
+    """Fail at start-up, naming the key, for what only becomes visible when objects are built (XKB layouts)."""
+    if not settings.scanners:
+        raise ConfigError(os.path.basename(settings.source), "scanners",
+                          "no scanner configured: add a [[scanners]] table, or pass --device, --serial or --stdin")
+    from .keys import KeyDecoder
+
+    for index, scanner in enumerate(settings.scanners):
+        if isinstance(scanner, HidScannerSettings):
+            try:
+                KeyDecoder(scanner.layout, scanner.variant)
+            except KeymapError as exc:
+                raise ConfigError(os.path.basename(settings.source), f"scanners[{index}].layout", str(exc)) from exc
+
+
+def build_pipeline(settings: Settings) -> ScanPipeline:
+    return ScanPipeline(settings.scan, {s.name: s.rules for s in settings.scanners})
+
+
+ScannerFactory = Callable[[ScannerSettings, Callable, Callable], object]
+
+
+def build_scanner(scanner: ScannerSettings, sink: Callable, on_status: Callable):
+    """The real driver for one configured scanner (imports are local: each backend pulls in its own library)."""
+    if isinstance(scanner, HidScannerSettings):
+        from drivers.hid import HidScanner
+
+        return HidScanner(scanner, sink, on_status)
+    if isinstance(scanner, SerialScannerSettings):
+        from drivers.serial import SerialScanner
+
+        return SerialScanner(scanner, sink, on_status)
+    from drivers.terminal import StdinScanner
+
+    return StdinScanner(scanner, sink, on_status)
+
+
+def build_scanners(settings: Settings, sink: Callable, on_status: Callable,
+                   factory: ScannerFactory = build_scanner) -> list:
+    return [factory(scanner, sink, on_status) for scanner in settings.scanners]
