@@ -93,6 +93,8 @@ class StdinScanner:
             data = b""
         lines = self._splitter.feed(data) if data else self._splitter.finish()
         for text, error in lines:
+            if not text and error is None:
+                continue  # Enter on an empty line is not a scan
             self.sink(Frame(self.name, "stdin", text, self.clock(), (), error))
         if not data:
             self.on_status(self.name, "detached", "end of input")
