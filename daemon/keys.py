@@ -53,6 +53,18 @@ def compile_keymap(layout: str, variant: str = "", options: str = "") -> xkb.Key
         raise KeymapError(f"{what}: no layout given")
     if "," in layout or "," in variant:
         raise KeymapError(f"{what}: names more than one layout; a scanner types in exactly one")
+    keymap, errors = _compile_collecting_errors(layout, variant, options)
+    if keymap is None or errors:
+        reasons = "; ".join(e for e in errors if e and not e.startswith("/") and not e.endswith(":"))
+        raise KeymapError(
+            f"{what}: cannot be compiled: {reasons or 'libxkbcommon gave no reason'}"
+            " (`localectl list-x11-keymap-layouts` and `list-x11-keymap-variants LAYOUT` list the valid names)"
+        )
+    return keymap
+
+
+def _compile_collecting_errors(layout: str, variant: str, options: str) -> tuple[xkb.Keymap | None, list[str]]:
+    """The keymap (None if libxkbcommon refused) and the error messages it logged instead of to stderr."""
     errors: list[str] = []
     context = xkb.Context(no_environment_names=True)
     context.set_log_fn(lambda _context, _level, message: errors.append(message.strip()))
@@ -63,14 +75,8 @@ def compile_keymap(layout: str, variant: str = "", options: str = "") -> xkb.Key
         )
     except xkb.XKBKeymapCreationFailure:
         keymap = None
-    context.set_log_fn(_ignore_log)  # later messages have nowhere useful to go (the binding cannot restore stderr)
-    if keymap is None or errors:
-        reasons = "; ".join(e for e in errors if e and not e.startswith("/") and not e.endswith(":"))
-        raise KeymapError(
-            f"{what}: cannot be compiled: {reasons or 'libxkbcommon gave no reason'}"
-            " (`localectl list-x11-keymap-layouts` and `list-x11-keymap-variants LAYOUT` list the valid names)"
-        )
-    return keymap
+    context.set_log_fn(_ignore_log)  # the binding cannot restore stderr logging; later messages are moot
+    return keymap, errors
 
 
 def _ignore_log(_context: xkb.Context, _level: int, _message: str) -> None:
@@ -170,7 +176,8 @@ def key_events_for(
     'KP_Enter' or 'Tab'; None for none) follows as one more character. No EV_MSC scan codes are emitted.
 
     Raises KeymapError when the layout cannot be compiled, or cannot type a character with one key and
-    Shift/AltGr (e.g. '\\n', or characters reached only through dead keys), or has no key for the terminator.
+    Shift/AltGr (de '^' and '`' exist only as dead keys; no layout types '\\f'), or has no key for the
+    terminator.
     """
     table = _typing_table(layout, variant)
     chords = [_chord_for(table.by_text, char, "type", layout, variant) for char in text]
@@ -218,10 +225,7 @@ def _candidates(keymap: xkb.Keymap) -> Iterator[tuple[tuple, str, str, _Chord]]:
         state = keymap.state_new()
         for code in modifiers:
             state.update_key(code + EVDEV_TO_XKB, xkb.XKB_KEY_DOWN)
-        for keycode in keymap:
-            code = keycode - EVDEV_TO_XKB
-            if not 0 <= code <= ecodes.KEY_MAX:
-                continue
+        for keycode, code in _evdev_keys(keymap):
             keysym = xkb.keysym_get_name(state.key_get_one_sym(keycode))
             rank = (code >= _BEYOND_STANDARD_KEYBOARD, keysym.startswith("KP_"), effort, code)
             yield rank, state.key_get_string(keycode), keysym, _Chord(code, modifiers)
@@ -240,9 +244,14 @@ def _holdable_modifier_sets(keymap: xkb.Keymap) -> list[tuple[int, ...]]:
 def _code_for_keysym(keymap: xkb.Keymap, name: str, preferred: int) -> int | None:
     """The evdev code of a key whose unmodified keysym is `name`, the usual key if it qualifies."""
     wanted = xkb.keysym_from_name(name)
-    codes = [
-        keycode - EVDEV_TO_XKB
-        for keycode in keymap
-        if 0 <= keycode - EVDEV_TO_XKB <= ecodes.KEY_MAX and keymap.key_get_syms_by_level(keycode, 0, 0) == [wanted]
-    ]
+    codes = [code for keycode, code in _evdev_keys(keymap) if keymap.key_get_syms_by_level(keycode, 0, 0) == [wanted]]
     return preferred if preferred in codes else (codes[0] if codes else None)
+
+
+def _evdev_keys(keymap: xkb.Keymap) -> Iterator[tuple[int, int]]:
+    """(XKB keycode, evdev code) of every key in the keymap that Linux defines a key code for.
+
+    The evdev rules also map codes no device sends (XKB's virtual <LVL3> key, evdev 84, is us AltGr)."""
+    for keycode in keymap:
+        if keycode - EVDEV_TO_XKB in ecodes.KEY:
+            yield keycode, keycode - EVDEV_TO_XKB
