@@ -88,8 +88,22 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class ServerSettings:
+    """Where and how tagd talks to the central server. The device token is not a setting: it lives in token_file."""
+
+    url: str = ""  # base URL, e.g. 'https://checkin.example.com'; '' means no server (standalone reader)
+    token_file: str = ""  # credential file holding the device token written at enrolment
+    ca_file: str = ""  # PEM bundle of a private CA; '' means the system trust store
+    connect_timeout_s: float = 3.05  # slightly above a multiple of 3 s, the TCP retransmission window
+    read_timeout_s: float = 10.0  # per socket read, and the whole body must arrive within it too
+    max_response_bytes: int = 8 * 1024 * 1024  # a reply body larger than this is cut off and rejected
+    allow_insecure_http: bool = False  # plain http:// to a non-loopback host (never needed in production)
+
+
+@dataclass(frozen=True)
 class Settings:
     source: str = "<defaults>"  # the file these settings came from (for messages)
     scan: ScanSettings = field(default_factory=ScanSettings)
     scanners: tuple[ScannerSettings, ...] = ()
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
