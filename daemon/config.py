@@ -22,8 +22,8 @@ from .config_fields import (Field, boolean, checked, describe, float_range, int_
                             off_when_zero, one_of, reject_unknown, render_fields, str_list, string, text_encoding,
                             walk)
 from .errors import ConfigError
-from .settings import (CasePolicy, FramingRules, HidScannerSettings, LoggingSettings, ScannerSettings, ScanSettings,
-                       SerialFraming, SerialScannerSettings, Settings, StdinScannerSettings)
+from .settings import (CasePolicy, FramingRules, HidScannerSettings, LoggingSettings, ScannerSettings,
+                       ScanSettings, SerialFraming, SerialScannerSettings, Settings, StdinScannerSettings)
 
 DEFAULT_PATH = "/etc/tagd/tagd.toml"
 ENV_VAR = "TAGD_CONFIG"
@@ -104,22 +104,26 @@ def load(path: str, explicit: bool) -> Settings:
 
     Errors about the file itself (missing, unreadable) name the full path; errors about its content the basename.
     """
-    name = os.path.basename(path) or path
     try:
         with open(path, "rb") as file:
-            data = tomllib.load(file)
+            data = _read_toml(file.read(), os.path.basename(path) or path)
     except FileNotFoundError:
         if explicit:
             raise ConfigError(path, "", "no such file") from None
         return Settings()
     except OSError as exc:
         raise ConfigError(path, "", f"cannot read: {exc.strerror or exc}") from None
+    return parse(data, path)
+
+
+def _read_toml(content: bytes, name: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(content.decode("utf-8-sig"))  # a BOM from a Windows editor is harmless
     except UnicodeDecodeError as exc:
-        line = exc.object.count(b"\n", 0, exc.start) + 1
+        line = content.count(b"\n", 0, exc.start) + 1
         raise ConfigError(name, f"line {line}", "not valid UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise _syntax_error(name, exc) from None
-    return parse(data, path)
 
 
 def _syntax_error(name: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
@@ -157,8 +161,9 @@ def _scanners(tables: Any, name: str) -> tuple[ScannerSettings, ...]:
     first_with_name: dict[str, int] = {}
     for index, scanner in enumerate(scanners):
         if scanner.name in first_with_name:
+            first = first_with_name[scanner.name]
             raise ConfigError(name, f"scanners[{index}].name",
-                              f"{describe(scanner.name)} is already the name of scanners[{first_with_name[scanner.name]}]")
+                              f"{describe(scanner.name)} is already the name of scanners[{first}]")
         first_with_name[scanner.name] = index
     return scanners
 
