@@ -94,3 +94,7 @@ class InsecureURL(ServerError):
     """The server URL is unusable or would send the token in clear text; refused before any connection."""
 
     retryable = False
+
+
+class StoreError(TagdError):
+    """A local SQLite store (roster cache, outbox) could not be opened, migrated, read or written."""
