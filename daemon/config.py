@@ -12,18 +12,21 @@ in config/tagd.example.toml.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-from .config_fields import (Field, boolean, checked, describe, float_range, int_range, key_path, matching,
-                            off_when_zero, one_of, reject_unknown, render_fields, str_list, string, text_encoding,
-                            walk)
+from .config_fields import (Field, boolean, checked, describe, float_range, http_url, int_range, key_path,
+                            matching, off_when_zero, one_of, reject_unknown, render_fields, str_list, string,
+                            text_encoding, walk)
 from .errors import ConfigError
 from .settings import (CasePolicy, FramingRules, HidScannerSettings, LoggingSettings, ScannerSettings,
-                       ScanSettings, SerialFraming, SerialScannerSettings, Settings, StdinScannerSettings)
+                       ScanSettings, SerialFraming, SerialScannerSettings, ServerSettings, Settings,
+                       StdinScannerSettings)
 
 DEFAULT_PATH = "/etc/tagd/tagd.toml"
 ENV_VAR = "TAGD_CONFIG"
@@ -36,6 +39,17 @@ SCAN_FIELDS = (
 )
 
 LOGGING_FIELDS = (Field("level", one_of("debug", "info", "warning", "error")),)
+
+ABSOLUTE_PATH = r"|/.+"  # or empty: not set
+SERVER_FIELDS = (
+    Field("url", http_url()),  # '': no server, a standalone reader
+    Field("token_file", matching(ABSOLUTE_PATH, 'an absolute path such as "/var/lib/tagd/token"')),
+    Field("ca_file", matching(ABSOLUTE_PATH, 'an absolute path such as "/etc/tagd/ca.pem"')),
+    Field("connect_timeout_s", float_range(0, 300, above=True)),
+    Field("read_timeout_s", float_range(0, 300, above=True)),
+    Field("max_response_bytes", int_range(1024, 1 << 30)),
+    Field("allow_insecure_http", boolean()),
+)
 
 FRAME_TIMEOUT = Field("frame_timeout_ms", float_range(0, 10_000, above=True))
 RULE_FIELDS = (
@@ -55,7 +69,7 @@ def _common(kind: str) -> tuple[Field, ...]:
 SCANNER_FIELDS: dict[str, tuple[Field, ...]] = {
     "hid": (
         *_common("hid"),
-        Field("device", matching(r"|/.+", 'an absolute path such as "/dev/input/by-id/usb-…-event-kbd"')),
+        Field("device", matching(ABSOLUTE_PATH, 'an absolute path such as "/dev/input/by-id/usb-…-event-kbd"')),
         Field("vendor_product", matching(r"|[0-9a-fA-F]{4}:[0-9a-fA-F]{4}", "'hhhh:hhhh' (hex vendor:product)",
                                          str.lower)),
         Field("name_pattern", string()),
@@ -138,13 +152,15 @@ def _syntax_error(name: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
 def parse(data: Mapping[str, Any], file: str) -> Settings:
     """Validate a parsed TOML document. `file` is recorded as Settings.source; messages use its basename."""
     name = os.path.basename(file) or file
-    reject_unknown(data, ("scan", "logging", "scanners"), "", name)
+    reject_unknown(data, ("scan", "logging", "server", "scanners"), "", name)
     scan = ScanSettings(**walk(_table(data, "scan", name), SCAN_FIELDS, "scan", name))
     if scan.min_length > scan.max_length:
         raise ConfigError(name, "scan.min_length",
                           f"must be <= scan.max_length ({scan.max_length}), got {scan.min_length}")
     logging = LoggingSettings(**walk(_table(data, "logging", name), LOGGING_FIELDS, "logging", name))
-    return Settings(source=file, scan=scan, scanners=_scanners(data.get("scanners", []), name), logging=logging)
+    server = _server(_table(data, "server", name), name)
+    return Settings(source=file, scan=scan, scanners=_scanners(data.get("scanners", []), name), logging=logging,
+                    server=server)
 
 
 def _table(data: Mapping[str, Any], key: str, name: str) -> Mapping[str, Any]:
@@ -152,6 +168,22 @@ def _table(data: Mapping[str, Any], key: str, name: str) -> Mapping[str, Any]:
     if not isinstance(table, dict):
         raise ConfigError(name, key, f"must be a table, got {describe(table)}")
     return table
+
+
+def _server(table: Mapping[str, Any], name: str) -> ServerSettings:
+    server = ServerSettings(**walk(table, SERVER_FIELDS, "server", name))
+    url = urlsplit(server.url)
+    if url.scheme == "http" and not _is_loopback(url.hostname) and not server.allow_insecure_http:
+        raise ConfigError(name, "server.url", "plain http:// to a host other than this one sends the device token "
+                                              "in clear; use https://, or set server.allow_insecure_http = true")
+    return server
+
+
+def _is_loopback(host: str | None) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
 
 
 def _scanners(tables: Any, name: str) -> tuple[ScannerSettings, ...]:
@@ -207,7 +239,8 @@ def _default_rules(cls: type) -> FramingRules:
 def render(settings: Settings) -> str:
     """The effective settings as TOML, every key spelled out; reading it back gives the same settings."""
     lines = ["[scan]", *render_fields(settings.scan, SCAN_FIELDS),
-             "", "[logging]", *render_fields(settings.logging, LOGGING_FIELDS)]
+             "", "[logging]", *render_fields(settings.logging, LOGGING_FIELDS),
+             "", "[server]", *render_fields(settings.server, SERVER_FIELDS)]
     for scanner in settings.scanners:
         lines += ["", "[[scanners]]", *render_fields(scanner, SCANNER_FIELDS[scanner.kind])]
     return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigError, TagdError
 
@@ -168,6 +169,18 @@ def text_encoding() -> Checker:
     def check(value: Any) -> str:
         if not isinstance(value, str) or not decodes(value):
             raise Problem(f'must be a text encoding such as "ascii" or "utf-8", got {describe(value)}')
+        return value
+
+    return check
+
+
+def http_url() -> Checker:
+    """'' (no URL) or an http:// or https:// URL with a host."""
+    def check(value: Any) -> str:
+        parts = urlsplit(value) if isinstance(value, str) and not re.search(r"\s", value) else None
+        if value != "" and not (parts and parts.scheme in ("http", "https") and parts.hostname):
+            raise Problem(f'must be an http:// or https:// URL such as "https://checkin.example.com", '
+                          f"got {describe(value)}")
         return value
 
     return check

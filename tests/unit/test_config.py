@@ -12,7 +12,7 @@ from daemon import config
 from daemon.config_fields import Field, render_fields, string
 from daemon.errors import ConfigError
 from daemon.settings import (CasePolicy, FramingRules, HidScannerSettings, LoggingSettings, ScanSettings,
-                             SerialFraming, SerialScannerSettings, Settings, StdinScannerSettings)
+                             SerialFraming, SerialScannerSettings, ServerSettings, Settings, StdinScannerSettings)
 
 FILE = "/etc/tagd/tagd.toml"
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "tagd.example.toml"
@@ -45,6 +45,22 @@ BAD_VALUES = [
     ('[scan]\ndebounce_seconds = "3s"', 'scan.debounce_seconds: must be a number >= 0 and <= 3600, got "3s"'),
     ('[logging]\nlevel = "verbose"', 'logging.level: must be one of debug, info, warning, error, got "verbose"'),
     ('[logging]\nlevel = "INFO"', 'logging.level: must be one of debug, info, warning, error, got "INFO"'),
+    ('[server]\nurl = "ftp://checkin.example.com"',
+     'server.url: must be an http:// or https:// URL such as "https://checkin.example.com", '
+     'got "ftp://checkin.example.com"'),
+    ('[server]\nurl = "https://"',
+     'server.url: must be an http:// or https:// URL such as "https://checkin.example.com", got "https://"'),
+    ('[server]\nurl = "https://checkin example.com"',
+     'server.url: must be an http:// or https:// URL such as "https://checkin.example.com", '
+     'got "https://checkin example.com"'),
+    ('[server]\ntoken_file = "token"',
+     'server.token_file: must be an absolute path such as "/var/lib/tagd/token", got "token"'),
+    ("[server]\nca_file = 1", 'server.ca_file: must be an absolute path such as "/etc/tagd/ca.pem", got 1'),
+    ("[server]\nconnect_timeout_s = 0", "server.connect_timeout_s: must be a number > 0 and <= 300, got 0"),
+    ("[server]\nread_timeout_s = 301", "server.read_timeout_s: must be a number > 0 and <= 300, got 301"),
+    ("[server]\nmax_response_bytes = 100",
+     "server.max_response_bytes: must be one of 1024..1073741824, got 100"),
+    ('[server]\nallow_insecure_http = "yes"', 'server.allow_insecure_http: must be true or false, got "yes"'),
     ('[[scanners]]\ntype = "usb"', 'scanners[0].type: must be one of hid, serial, stdin, got "usb"'),
     ('[[scanners]]\nname = "door"', 'scanners[0].type: missing; must be one of hid, serial, stdin'),
     (STDIN + 'name = ""', 'scanners[0].name: must be a non-empty string, got ""'),
@@ -113,6 +129,10 @@ STRUCTURE_ERRORS = [
     (STDIN + 'name = "hid-1"\n' + HID, 'scanners[1].name: "hid-1" is already the name of scanners[0]'),
     ("scan = 3", "scan: must be a table, got 3"),
     ("logging = []", "logging: must be a table, got an array"),
+    ("server = 1", "server: must be a table, got 1"),
+    ('[server]\nurl = "http://checkin.example.com"',
+     "server.url: plain http:// to a host other than this one sends the device token in clear; use https://, "
+     "or set server.allow_insecure_http = true"),
     ('[scanners]\ntype = "hid"', "scanners: must be an array of tables ([[scanners]]), got a table"),
     ("scanners = [1]", "scanners[0]: must be a table, got 1"),
 ]
@@ -127,7 +147,8 @@ def test_inconsistent_settings_are_refused_with_the_key_to_fix(text, message):
 
 UNKNOWN_KEYS = [
     ("sacn = {}", "sacn: unknown key; did you mean 'scan'?"),
-    ("server = 1", "server: unknown key; expected one of scan, logging, scanners"),
+    ("database = 1", "database: unknown key; expected one of scan, logging, server, scanners"),
+    ("[server]\nread_timeout = 5", "server.read_timeout: unknown key; did you mean 'read_timeout_s'?"),
     ("[scan]\nmin_lenght = 4", "scan.min_lenght: unknown key; did you mean 'min_length'?"),
     ("[logging]\nlevl = 'info'", "logging.levl: unknown key; did you mean 'level'?"),
     (SERIAL + "baudrat = 9600", "scanners[0].baudrat: unknown key; did you mean 'baudrate'?"),
@@ -169,6 +190,16 @@ def test_values_are_converted_to_settings_types():
                                      terminators=(), rules=FramingRules(typed_threshold_ms=None))
     assert serial == SerialScannerSettings(name="serial-1", port="/dev/ttyUSB0", stopbits=1.5,
                                            framing=SerialFraming.STX_ETX)
+
+
+@pytest.mark.parametrize("url", ["http://localhost:8080", "http://127.0.0.1:8080/api", "http://[::1]:8080"])
+def test_plain_http_to_this_host_needs_no_opt_in(url):
+    assert parse(f'[server]\nurl = "{url}"').server == ServerSettings(url=url)
+
+
+def test_plain_http_elsewhere_is_allowed_when_opted_in():
+    settings = parse('[server]\nurl = "http://10.0.0.5"\nallow_insecure_http = true')
+    assert settings.server == ServerSettings(url="http://10.0.0.5", allow_insecure_http=True)
 
 
 def test_rules_sit_flat_in_the_scanner_table_and_keep_the_type_defaults():
@@ -282,6 +313,7 @@ def test_example_file_spells_out_every_key():
     data = tomllib.loads(EXAMPLE.read_text())
     assert list(data["scan"]) == [field.key for field in config.SCAN_FIELDS]
     assert list(data["logging"]) == [field.key for field in config.LOGGING_FIELDS]
+    assert list(data["server"]) == [field.key for field in config.SERVER_FIELDS]
     assert [list(table) for table in data["scanners"]] == [
         [field.key for field in config.SCANNER_FIELDS[table["type"]]] for table in data["scanners"]]
     assert {table["type"] for table in data["scanners"]} == set(config.SCANNER_FIELDS)
@@ -295,6 +327,9 @@ ROUND_TRIPS = {
         source=FILE,
         scan=ScanSettings(min_length=1, max_length=4096, case=CasePolicy.LOWER, debounce_seconds=0.1),
         logging=LoggingSettings("warning"),
+        server=ServerSettings(url="https://checkin.example.com:8443/tagd", token_file="/var/lib/tagd/token",
+                              ca_file="/etc/tagd/ca.pem", connect_timeout_s=1.5, read_timeout_s=300.0,
+                              max_response_bytes=1024, allow_insecure_http=True),
         scanners=(
             HidScannerSettings(name=ODD_TEXT, vendor_product="05e0:1200", name_pattern="*Scan[ne]r*", layout="de",
                                variant="nodeadkeys", grab=False, terminators=(), frame_timeout_ms=1e-3,
