@@ -17,6 +17,7 @@ from pathlib import Path
 
 import serial
 import serial.tools.list_ports
+from serial.tools.list_ports_common import ListPortInfo
 
 from daemon.errors import ConfigError
 from daemon.scan import Frame
@@ -33,7 +34,12 @@ StatusCallback = Callable[[str, str, str], None]  # (scanner name, ATTACHED | DE
 
 
 class SerialScanner:
-    """One configured serial scanner: delivers its frames to `sink` for as long as `run()` runs."""
+    """One configured serial scanner: delivers its frames to `sink` for as long as `run()` runs.
+
+    `on_status(name, status, reason)` hears ATTACHED when the port opens and DETACHED when it is lost or cannot be
+    opened (a retry failing the same way is not reported again). A deliberate `close()` or cancellation reports nothing.
+    Frame.device is the configured port path (stable across replugs); the status reason names the node it resolved to.
+    """
 
     def __init__(
         self,
@@ -197,7 +203,7 @@ def _by_id_links(by_id_dir: str) -> dict[str, str]:
     return {os.path.realpath(link): str(link) for link in sorted(directory.iterdir()) if link.is_symlink()}
 
 
-def _port_entry(device: str, info, by_id: str | None) -> dict:
+def _port_entry(device: str, info: ListPortInfo | None, by_id: str | None) -> dict:
     vid, pid = (info.vid, info.pid) if info is not None else (None, None)
     reason = _access_problem(device)
     return {

@@ -11,7 +11,6 @@ import os
 import struct
 import termios
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
