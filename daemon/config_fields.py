@@ -159,16 +159,19 @@ def str_list(item: Checker) -> Checker:
 
 def text_encoding() -> Checker:
     """A Python text codec name ('ascii', 'utf-8', 'latin-1'); bytes-to-bytes codecs such as 'hex' are refused."""
-    def decodes(name: str) -> bool:
+    def ascii_compatible(name: str) -> bool:
+        # Serial framing looks for CR, LF, STX and ETX as single bytes, so the codec must keep ASCII as ASCII
+        # (utf-16 and friends would split every terminator into two bytes).
+        probe = "\r\n\x02\x03A1"
         try:
-            b"a".decode(name, "ignore")  # not b"": decoding nothing succeeds without looking the codec up
-        except LookupError:
+            return probe.encode(name) == probe.encode("ascii") and b"a".decode(name) == "a"
+        except (LookupError, UnicodeError, TypeError):
             return False
-        return True
 
     def check(value: Any) -> str:
-        if not isinstance(value, str) or not decodes(value):
-            raise Problem(f'must be a text encoding such as "ascii" or "utf-8", got {describe(value)}')
+        if not isinstance(value, str) or not ascii_compatible(value):
+            raise Problem(f'must be an ASCII-compatible text encoding such as "ascii", "utf-8" or "latin-1", '
+                          f'got {describe(value)}')
         return value
 
     return check

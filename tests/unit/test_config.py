@@ -101,9 +101,14 @@ BAD_VALUES = [
     (SERIAL + 'framing = "nul"',
      'scanners[0].framing: must be one of cr, lf, crlf, any_eol, stx_etx, timeout, got "nul"'),
     (SERIAL + 'encoding = "klingon"',
-     'scanners[0].encoding: must be a text encoding such as "ascii" or "utf-8", got "klingon"'),
+     'scanners[0].encoding: must be an ASCII-compatible text encoding such as "ascii", "utf-8" or "latin-1", '
+     'got "klingon"'),
     (SERIAL + 'encoding = "hex"',
-     'scanners[0].encoding: must be a text encoding such as "ascii" or "utf-8", got "hex"'),
+     'scanners[0].encoding: must be an ASCII-compatible text encoding such as "ascii", "utf-8" or "latin-1", '
+     'got "hex"'),
+    (SERIAL + 'encoding = "utf-16"',
+     'scanners[0].encoding: must be an ASCII-compatible text encoding such as "ascii", "utf-8" or "latin-1", '
+     'got "utf-16"'),
     (SERIAL + "reconnect_seconds = 0", 'scanners[0].reconnect_seconds: must be a number > 0 and <= 3600, got 0'),
     (SERIAL + "frame_timeout_ms = 1979-05-27",
      'scanners[0].frame_timeout_ms: must be a number > 0 and <= 10000, got 1979-05-27'),
