@@ -1,0 +1,1 @@
+"""tagd reference server: the OpenAPI contract (openapi.yaml), its Flask/waitress implementation and admin CLI."""
