@@ -24,9 +24,10 @@ from .config_fields import (Field, boolean, checked, describe, float_range, http
                             matching, off_when_zero, one_of, reject_unknown, render_fields, str_list, string,
                             text_encoding, walk)
 from .errors import ConfigError
-from .settings import (CasePolicy, FramingRules, HidScannerSettings, LoggingSettings, ScannerSettings,
-                       ScanSettings, SerialFraming, SerialScannerSettings, ServerSettings, Settings,
-                       StdinScannerSettings)
+from .settings import (CasePolicy, CheckinSettings, DecisionPolicy, DeliverySettings, FramingRules,
+                       HidScannerSettings, LoggingSettings, ScannerSettings, ScanSettings, SerialFraming,
+                       SerialScannerSettings, ServerSettings, Settings, StateSettings, StdinScannerSettings,
+                       SyncSettings, UnknownWhileOffline)
 
 DEFAULT_PATH = "/etc/tagd/tagd.toml"
 ENV_VAR = "TAGD_CONFIG"
@@ -50,6 +51,29 @@ SERVER_FIELDS = (
     Field("max_response_bytes", int_range(1024, 1 << 30)),
     Field("allow_insecure_http", boolean()),
 )
+
+STATE_FIELDS = (Field("dir", matching(r"/.+", 'an absolute path such as "/var/lib/tagd"')),)
+CHECKIN_FIELDS = (
+    Field("policy", one_of(*DecisionPolicy)),
+    Field("online_timeout_ms", float_range(0, 10_000, above=True)),
+    Field("unknown_offline", one_of(*UnknownWhileOffline)),
+)
+SYNC_FIELDS = (
+    Field("interval_s", float_range(5, 86_400)),
+    Field("jitter_s", float_range(0, 86_400)),
+    Field("page_size", int_range(1, 5000)),
+)
+DELIVERY_FIELDS = (
+    Field("batch_size", int_range(1, 500)),
+    Field("backoff_initial_s", float_range(0, 3600, above=True)),
+    Field("backoff_max_s", float_range(0, 86_400, above=True)),
+)
+SECTIONS = {  # table name -> (settings attribute type, fields), in the order `render` prints them
+    "state": (StateSettings, STATE_FIELDS),
+    "checkin": (CheckinSettings, CHECKIN_FIELDS),
+    "sync": (SyncSettings, SYNC_FIELDS),
+    "delivery": (DeliverySettings, DELIVERY_FIELDS),
+}
 
 FRAME_TIMEOUT = Field("frame_timeout_ms", float_range(0, 10_000, above=True))
 RULE_FIELDS = (
@@ -152,15 +176,19 @@ def _syntax_error(name: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
 def parse(data: Mapping[str, Any], file: str) -> Settings:
     """Validate a parsed TOML document. `file` is recorded as Settings.source; messages use its basename."""
     name = os.path.basename(file) or file
-    reject_unknown(data, ("scan", "logging", "server", "scanners"), "", name)
+    reject_unknown(data, ("scan", "logging", "server", *SECTIONS, "scanners"), "", name)
     scan = ScanSettings(**walk(_table(data, "scan", name), SCAN_FIELDS, "scan", name))
     if scan.min_length > scan.max_length:
         raise ConfigError(name, "scan.min_length",
                           f"must be <= scan.max_length ({scan.max_length}), got {scan.min_length}")
     logging = LoggingSettings(**walk(_table(data, "logging", name), LOGGING_FIELDS, "logging", name))
     server = _server(_table(data, "server", name), name)
+    sections = {key: cls(**walk(_table(data, key, name), fields, key, name))
+                for key, (cls, fields) in SECTIONS.items()}
+    if sections["delivery"].backoff_initial_s > sections["delivery"].backoff_max_s:
+        raise ConfigError(name, "delivery.backoff_initial_s", "must be <= delivery.backoff_max_s")
     return Settings(source=file, scan=scan, scanners=_scanners(data.get("scanners", []), name), logging=logging,
-                    server=server)
+                    server=server, **sections)
 
 
 def _table(data: Mapping[str, Any], key: str, name: str) -> Mapping[str, Any]:
@@ -241,6 +269,8 @@ def render(settings: Settings) -> str:
     lines = ["[scan]", *render_fields(settings.scan, SCAN_FIELDS),
              "", "[logging]", *render_fields(settings.logging, LOGGING_FIELDS),
              "", "[server]", *render_fields(settings.server, SERVER_FIELDS)]
+    for key, (_, fields) in SECTIONS.items():
+        lines += ["", f"[{key}]", *render_fields(getattr(settings, key), fields)]
     for scanner in settings.scanners:
         lines += ["", "[[scanners]]", *render_fields(scanner, SCANNER_FIELDS[scanner.kind])]
     return "\n".join(lines) + "\n"

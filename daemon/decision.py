@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .scan import Kind, ScanResult
+from .settings import UnknownWhileOffline
 
 
 class Outcome(StrEnum):
@@ -15,11 +16,6 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     INVALID = "invalid"
     TYPED = "typed"
-
-
-class UnknownWhileOffline(StrEnum):
-    DENY = "deny"
-    ACCEPT = "accept"
 
 
 _NOT_A_CHECKIN = {Kind.DUPLICATE: Outcome.DUPLICATE, Kind.INVALID: Outcome.INVALID, Kind.TYPED: Outcome.TYPED}

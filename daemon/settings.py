@@ -100,6 +100,42 @@ class ServerSettings:
     allow_insecure_http: bool = False  # plain http:// to a non-loopback host (never needed in production)
 
 
+class DecisionPolicy(StrEnum):
+    LOCAL = "local"  # the roster decides at once; delivery runs in the background
+    ONLINE = "online"  # refresh the roster from the server first (short timeout), then decide; roster on failure
+
+
+class UnknownWhileOffline(StrEnum):
+    DENY = "deny"
+    ACCEPT = "accept"
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    dir: str = "/var/lib/tagd"  # roster.db, outbox.db, status.json
+
+
+@dataclass(frozen=True)
+class CheckinSettings:
+    policy: DecisionPolicy = DecisionPolicy.LOCAL
+    online_timeout_ms: float = 400.0  # the whole online round trip; past it the roster decides (offline)
+    unknown_offline: UnknownWhileOffline = UnknownWhileOffline.DENY
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    interval_s: float = 300.0  # roster delta poll period
+    jitter_s: float = 60.0  # random extra delay, so a fleet rebooting together does not hit the server at once
+    page_size: int = 1000
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    batch_size: int = 100
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 300.0
+
+
 @dataclass(frozen=True)
 class Settings:
     source: str = "<defaults>"  # the file these settings came from (for messages)
@@ -107,3 +143,7 @@ class Settings:
     scanners: tuple[ScannerSettings, ...] = ()
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    state: StateSettings = field(default_factory=StateSettings)
+    checkin: CheckinSettings = field(default_factory=CheckinSettings)
+    sync: SyncSettings = field(default_factory=SyncSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)

@@ -61,6 +61,18 @@ BAD_VALUES = [
     ("[server]\nmax_response_bytes = 100",
      "server.max_response_bytes: must be one of 1024..1073741824, got 100"),
     ('[server]\nallow_insecure_http = "yes"', 'server.allow_insecure_http: must be true or false, got "yes"'),
+    ('[state]\ndir = "var/lib/tagd"', 'state.dir: must be an absolute path such as "/var/lib/tagd", got "var/lib/tagd"'),
+    ('[checkin]\npolicy = "cloud"', 'checkin.policy: must be one of local, online, got "cloud"'),
+    ("[checkin]\nonline_timeout_ms = 0", "checkin.online_timeout_ms: must be a number > 0 and <= 10000, got 0"),
+    ('[checkin]\nunknown_offline = "maybe"', 'checkin.unknown_offline: must be one of deny, accept, got "maybe"'),
+    ("[sync]\ninterval_s = 1", "sync.interval_s: must be a number >= 5 and <= 86400, got 1"),
+    ("[sync]\njitter_s = -1", "sync.jitter_s: must be a number >= 0 and <= 86400, got -1"),
+    ("[sync]\npage_size = 9000", "sync.page_size: must be one of 1..5000, got 9000"),
+    ("[delivery]\nbatch_size = 0", "delivery.batch_size: must be one of 1..500, got 0"),
+    ("[delivery]\nbackoff_initial_s = 0", "delivery.backoff_initial_s: must be a number > 0 and <= 3600, got 0"),
+    ("[delivery]\nbackoff_max_s = true", "delivery.backoff_max_s: must be a number > 0 and <= 86400, got true"),
+    ("[delivery]\nbackoff_initial_s = 60\nbackoff_max_s = 30",
+     "delivery.backoff_initial_s: must be <= delivery.backoff_max_s"),
     ('[[scanners]]\ntype = "usb"', 'scanners[0].type: must be one of hid, serial, stdin, got "usb"'),
     ('[[scanners]]\nname = "door"', 'scanners[0].type: missing; must be one of hid, serial, stdin'),
     (STDIN + 'name = ""', 'scanners[0].name: must be a non-empty string, got ""'),
@@ -152,7 +164,7 @@ def test_inconsistent_settings_are_refused_with_the_key_to_fix(text, message):
 
 UNKNOWN_KEYS = [
     ("sacn = {}", "sacn: unknown key; did you mean 'scan'?"),
-    ("database = 1", "database: unknown key; expected one of scan, logging, server, scanners"),
+    ("database = 1", "database: unknown key; expected one of scan, logging, server, state, checkin, sync, delivery, scanners"),
     ("[server]\nread_timeout = 5", "server.read_timeout: unknown key; did you mean 'read_timeout_s'?"),
     ("[scan]\nmin_lenght = 4", "scan.min_lenght: unknown key; did you mean 'min_length'?"),
     ("[logging]\nlevl = 'info'", "logging.levl: unknown key; did you mean 'level'?"),
@@ -319,6 +331,8 @@ def test_example_file_spells_out_every_key():
     assert list(data["scan"]) == [field.key for field in config.SCAN_FIELDS]
     assert list(data["logging"]) == [field.key for field in config.LOGGING_FIELDS]
     assert list(data["server"]) == [field.key for field in config.SERVER_FIELDS]
+    for key, (_, fields) in config.SECTIONS.items():
+        assert list(data[key]) == [field.key for field in fields]
     assert [list(table) for table in data["scanners"]] == [
         [field.key for field in config.SCANNER_FIELDS[table["type"]]] for table in data["scanners"]]
     assert {table["type"] for table in data["scanners"]} == set(config.SCANNER_FIELDS)
