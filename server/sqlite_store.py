@@ -120,6 +120,9 @@ class SqliteTx(ClientStatements, Tx):
                         row["generated_length"], row["generated_alphabet"])
         return Business(row["id"], row["name"], policy, row["roster_seq"], row["roster_horizon"])
 
+    def business_ids(self) -> list[int]:
+        return [row[0] for row in self.conn.execute("SELECT id FROM businesses ORDER BY id")]
+
     def set_policy(self, business_id: int, policy: Policy) -> None:
         self.conn.execute(
             "UPDATE businesses SET auto_generate_ids = ?, id_min_length = ?, id_max_length = ?,"
