@@ -77,6 +77,7 @@ class FakeInputHandle:
         self._queue: deque[evdev.InputEvent] = deque()
         self._error: int | None = None
         self.closed = False
+        self.history: list[str] = []  # 'grab', 'ungrab', 'close' in the order they succeeded
 
     @property
     def fd(self) -> int:
@@ -95,12 +96,14 @@ class FakeInputHandle:
         if self.device.grabbed_by not in (None, self):
             raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
         self.device.grabbed_by = self
+        self.history.append("grab")
 
     def ungrab(self) -> None:
         self._check_usable()
         if self.device.grabbed_by is not self:
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))  # as EVIOCGRAB 0 without a grab
         self.device.grabbed_by = None
+        self.history.append("ungrab")
 
     def read(self) -> list[evdev.InputEvent]:
         self._check_usable()
@@ -117,6 +120,7 @@ class FakeInputHandle:
         if self.closed:
             return
         self.closed = True
+        self.history.append("close")
         os.close(self._read_end)
         os.close(self._write_end)
         if self.device.grabbed_by is self:

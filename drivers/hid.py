@@ -218,8 +218,10 @@ class HidScanner:
         except BlockingIOError:
             pass  # everything waiting has been read
         except OSError as exc:
-            log.warning("hid %s: reading %s failed: %s", self.name, binding.path, exc)
-            self._detach(binding, "unplugged" if exc.errno == errno.ENODEV else f"read error: {exc.strerror}")
+            if exc.errno == errno.ENODEV:
+                self._detach(binding, "unplugged")
+            else:
+                self._detach(binding, f"read error: {exc.strerror}", logging.WARNING)
             return
         self._arm_timer(binding)
 
@@ -263,12 +265,12 @@ class HidScanner:
         if binding is not None:
             self._detach(binding, detail)
 
-    def _detach(self, binding: _Binding, detail: str) -> None:
+    def _detach(self, binding: _Binding, detail: str, level: int = logging.INFO) -> None:
         """Tear down now (so a replugged node with the same path binds afresh) and say so if it was attached."""
         was_attached = binding.state is _State.ATTACHED
         self._teardown(binding)
         if was_attached:
-            log.info("hid %s: detached %s: %s", self.name, binding.path, detail)
+            log.log(level, "hid %s: detached %s: %s", self.name, binding.path, detail)
             self.on_status(self.name, "detached", f"{binding.path}: {detail}")
 
     def _teardown(self, binding: _Binding) -> None:

@@ -26,30 +26,35 @@ WAIT = 5.0  # seconds; only reached when something is broken
 
 
 class Recorder:
-    """The sink and status callback, as queues the test awaits."""
+    """The sink and status callback, as things the test awaits."""
 
     def __init__(self) -> None:
         self.frames: asyncio.Queue[Frame] = asyncio.Queue()
         self.statuses: list[tuple[str, str, str]] = []
-        self._status_queue: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
+        self._awaited: set[int] = set()
+        self._new_status = asyncio.Event()
 
     def sink(self, frame: Frame) -> None:
         self.frames.put_nowait(frame)
 
     def on_status(self, scanner: str, state: str, detail: str) -> None:
         self.statuses.append((scanner, state, detail))
-        self._status_queue.put_nowait((scanner, state, detail))
+        self._new_status.set()
 
     async def frame(self) -> Frame:
         return await asyncio.wait_for(self.frames.get(), WAIT)
 
     async def status(self, state: str, about: str = "") -> str:
-        """The next status report in `state` whose detail mentions `about`; earlier reports are skipped."""
+        """The earliest report in `state` whose detail mentions `about` and that no earlier call returned.
+        Reports about different devices may come in any order, since each device is opened by its own task."""
         async def wanted() -> str:
             while True:
-                _, got, detail = await self._status_queue.get()
-                if got == state and about in detail:
-                    return detail
+                for index, (_, got, detail) in enumerate(self.statuses):
+                    if index not in self._awaited and got == state and about in detail:
+                        self._awaited.add(index)
+                        return detail
+                self._new_status.clear()
+                await self._new_status.wait()
         return await asyncio.wait_for(wanted(), WAIT)
 
 
@@ -118,6 +123,8 @@ def test_scanner_plugged_in_after_start_is_bound_and_grabbed(backend):
             assert device.grabbed_by is not None
             scan(device, "0042")
             assert (await recorder.frame()).text == "0042"
+            handle = device.handles[0]
+        assert handle.history == ["grab", "ungrab", "close"]  # released in order when the scanner stops
 
     run(scenario)
 
