@@ -193,6 +193,8 @@ class Transport:
             raise ServerTimeout(what, f"no reply within {timeouts[1]:g} s") from None
         except requests.exceptions.RequestException as exc:
             raise Unreachable(what, f"cannot reach {self.base_url}: {_root_cause(exc)}") from None
+        except OSError as exc:  # requests checks ca_file itself and raises a bare OSError when it is missing
+            raise Unreachable(what, f"TLS set-up for {self.base_url} failed: {exc}") from None
 
     def _read_body(self, what: str, response: requests.Response, limit: int) -> bytes:
         """Read up to `limit` bytes in chunks; more than that, a broken-off body or a slow drip is an error."""
