@@ -111,17 +111,25 @@ class DeadLetter:
 class Outbox:
     """The outbox file. See the module docstring for which thread calls what."""
 
-    def __init__(self, path: str, *, history_limit: int = 10_000, history_days: float = 30.0,
-                 clock: Callable[[], float] = time.time):
+    def __init__(self, path: str, *, readonly: bool = False, history_limit: int = 10_000,
+                 history_days: float = 30.0, clock: Callable[[], float] = time.time):
+        """Open (creating and migrating) the outbox. `readonly=True` is for another process such as
+        `tagd status` while the daemon runs: a read-only connection never writes or checkpoints, so the
+        daemon's connection stays the file's only writer. Write methods of a read-only outbox raise."""
         self.path = path
+        self.readonly = readonly
         self._history_limit = history_limit
         self._history_seconds = history_days * 86400
         self._clock = clock
         self._lock = threading.Lock()
         db.log_sqlite_version()
-        self._conn: sqlite3.Connection | None = db.connect_writer(path, synchronous="FULL")
+        self._conn: sqlite3.Connection | None = (db.connect_reader(path) if readonly
+                                                  else db.connect_writer(path, synchronous="FULL"))
         try:
-            db.migrate(self._conn, _MIGRATIONS, path)
+            if readonly:
+                db.check_schema(self._conn, len(_MIGRATIONS), path)
+            else:
+                db.migrate(self._conn, _MIGRATIONS, path)
         except StoreError:
             self.close()
             raise
@@ -206,6 +214,8 @@ class Outbox:
         conn.execute("DELETE FROM delivered WHERE delivered_at < ?", (now - self._history_seconds,))
 
     def _transaction(self, what: str):
+        if self.readonly:
+            raise StoreError(f"{self.path}: {what}: the outbox is open read-only")
         return db.transaction(self._open_conn(), f"{self.path}: {what}")
 
     def _read(self, sql: str, params: tuple = ()) -> list[tuple]:

@@ -144,6 +144,16 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration], what: str
     return len(migrations)
 
 
+def check_schema(conn: sqlite3.Connection, expected: int, what: str) -> None:
+    """For read-only connections, which cannot migrate: refuse a schema other than the one this code knows."""
+    try:
+        found = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+    except sqlite3.Error as exc:
+        raise StoreError(f"{what}: cannot read the schema version: {exc}") from exc
+    if found != expected:
+        raise StoreError(f"{what}: schema version {found}, this tagd reads version {expected}")
+
+
 def fsync_file(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -249,3 +249,27 @@ def test_commits_are_fsynced_in_wal_mode(outbox):
     # the settings that make the commit wait for the disk: WAL with synchronous=FULL (2).
     assert outbox._conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert outbox._conn.execute("PRAGMA synchronous").fetchone() == (2,)
+
+
+def test_a_read_only_outbox_shows_the_queue_beside_the_writer_and_refuses_writes(path, outbox):
+    queued, dead = event(1), event(2)
+    outbox.record(queued), outbox.record(dead)
+    outbox.dead_letter(dead.event_id, "malformed")
+    with Outbox(path, readonly=True) as status:
+        assert (status.depth(), status.dead_letter_count()) == (1, 1)
+        assert [d.reason for d in status.dead_letters()] == ["malformed"]
+        with pytest.raises(StoreError, match="read-only"):
+            status.record(event(3))
+        outbox.record(event(4))
+        assert status.depth() == 2
+    assert outbox.depth() == 2
+
+
+def test_a_read_only_outbox_opens_a_closed_file_and_not_a_missing_one(path, tmp_path):
+    with Outbox(path) as outbox:
+        outbox.record(event(1))
+    with Outbox(path, readonly=True) as status:
+        assert status.depth() == 1
+    with pytest.raises(StoreError, match="cannot open"):
+        Outbox(str(tmp_path / "missing.db"), readonly=True)
+    assert not (tmp_path / "missing.db").exists()
