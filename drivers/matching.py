@@ -33,7 +33,8 @@ ENTER_KEYS = frozenset({ecodes.KEY_ENTER, ecodes.KEY_KPENTER})
 SCANNER_WORDS = ("barcode", "bar code", "scanner", "honeywell", "hand held products", "metrologic", "zebra",
                  "symbol", "datalogic", "newland", "netum", "opticon", "cipherlab", "inateck", "eyoyo")
 SCANNER_VENDORS = {  # USB vendor IDs registered to scanner makers (not to the chip vendors cheap scanners use)
-    0x0C2E: "Honeywell (Metrologic/Hand Held Products)",
+    0x0C2E: "Honeywell (Metrologic)",
+    0x0536: "Honeywell (Hand Held Products)",
     0x05E0: "Zebra (Symbol)",
     0x05F9: "Datalogic",
     0x1EAB: "Newland",
