@@ -66,7 +66,8 @@ class ServerClient:
                     etag: str | None = None) -> RosterPage | NotModified:
         """One page of the roster change feed: from the start (full sync) without cursor, else changes after it.
 
-        With `etag` (from the page that gave `cursor`) an unchanged roster answers NotModified. A cursor the
+        With `etag` from an earlier reply to the same cursor and limit, an unchanged roster answers NotModified
+        (the server's ETag covers the cursor, so the first poll with a new cursor is always a 200). A cursor the
         server no longer knows raises CursorExpired: start a full sync.
         """
         params = {key: str(value) for key, value in (("cursor", cursor), ("limit", limit)) if value is not None}
