@@ -1,9 +1,10 @@
 """The local roster cache: client ID -> status, in a SQLite file of the state directory, mirroring the server's
 `GET /v1/device/roster` change feed (RosterPage / RosterEntry in server/openapi.yaml).
 
-Threads. `lookup()` (and `meta()`, `size()`) are for the event loop thread: the scan path. They use their own
-read-only connection, never wait for a delta being applied (WAL readers do not block on the writer), and wait
-only during the few milliseconds of a full-sync swap (close, rename, fsync the directory, reopen). Everything
+Threads. `lookup()` is for the event loop thread: the scan path. It (like `meta()` and `size()`, cheap and
+safe from any thread) uses its own read-only connection, never waits for a delta being applied (WAL readers
+do not block on the writer), and waits only during the few milliseconds of a full-sync swap (close, rename,
+fsync the directory, reopen). Everything
 that writes (`apply_delta`, `put`, `begin_full_sync` and the FullSync it returns) is for ONE worker thread:
 those calls may take long (fsync of a whole new roster file) and must never run on the loop.
 
