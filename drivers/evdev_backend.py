@@ -54,6 +54,22 @@ class InputBackend(Protocol):
     def open(self, path: str) -> InputDeviceLike: ...  # PermissionError without read access
 
 
+class _ClosingInputDevice(evdev.InputDevice):
+    """evdev.InputDevice that closes its fd when a query in the constructor fails (ENOTTY on a node that is no
+    evdev device, ENODEV when it vanishes meanwhile). evdev leaves that to the garbage collector, and the raised
+    exception's traceback keeps the half-built object, and its fd, alive."""
+
+    def __init__(self, path: str):
+        try:
+            super().__init__(path)
+        except BaseException:
+            fd = getattr(self, "fd", -1)
+            if fd >= 0:
+                os.close(fd)
+                self.fd = -1
+            raise
+
+
 class EvdevDevice:
     """evdev.InputDevice as InputDeviceLike: `read()` returns a list, so errors surface where it is called."""
 
@@ -89,7 +105,7 @@ class EvdevBackend:
         return list_event_paths(self.input_dir)
 
     def open(self, path: str) -> EvdevDevice:
-        return EvdevDevice(evdev.InputDevice(path))
+        return EvdevDevice(_ClosingInputDevice(path))
 
 
 def list_event_paths(input_dir: str) -> list[str]:

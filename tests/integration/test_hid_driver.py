@@ -333,3 +333,20 @@ def test_devices_that_do_not_match_are_closed_again(backend):
             assert keyboard.grabbed_by is None and backend.open_handles == scanner.handles
 
     run(scenario)
+
+
+def test_real_evdev_backend_reports_a_node_that_is_not_an_input_device(tmp_path):
+    from drivers.evdev_backend import EvdevBackend
+
+    (tmp_path / "event0").touch()  # a regular file: EVIOCGID fails with ENOTTY, as for a non-evdev node
+    backend = EvdevBackend(str(tmp_path))
+
+    async def scenario():
+        recorder = Recorder()
+        before = len(os.listdir("/proc/self/fd"))
+        async with running(backend, recorder):  # type: ignore[arg-type]
+            detail = await recorder.status("error", "event0")
+        assert detail == f"cannot open {tmp_path / 'event0'}: Inappropriate ioctl for device"
+        assert len(os.listdir("/proc/self/fd")) == before
+
+    run(scenario)
