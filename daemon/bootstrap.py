@@ -76,3 +76,68 @@ def build_scanner(scanner: ScannerSettings, sink: Callable, on_status: Callable)
 def build_scanners(settings: Settings, sink: Callable, on_status: Callable,
                    factory: ScannerFactory = build_scanner) -> list:
     return [factory(scanner, sink, on_status) for scanner in settings.scanners]
+
+
+TOKEN_CREDENTIAL = "tagd-token"  # the name under $CREDENTIALS_DIRECTORY when systemd's LoadCredential= supplies it
+
+
+def token_path(settings: Settings, environ: Mapping[str, str] = os.environ) -> str | None:
+    if settings.server.token_file:
+        return settings.server.token_file
+    credentials = environ.get("CREDENTIALS_DIRECTORY")
+    return os.path.join(credentials, TOKEN_CREDENTIAL) if credentials else None
+
+
+def read_token(settings: Settings, environ: Mapping[str, str] = os.environ) -> str | None:
+    """The device token, or None for a standalone reader (no server URL). Missing when needed: ConfigError."""
+    if not settings.server.url:
+        return None
+    path = token_path(settings, environ)
+    source = os.path.basename(settings.source)
+    if path is None:
+        raise ConfigError(source, "server.token_file", "no device token: enrol this reader with `tagd provision`, "
+                                                       "or set server.token_file")
+    try:
+        with open(path) as file:
+            token = file.read().strip()
+    except OSError as exc:
+        raise ConfigError(source, "server.token_file", f"cannot read the device token {path}: "
+                                                       f"{exc.strerror or exc}") from None
+    if not token:
+        raise ConfigError(source, "server.token_file", f"{path} is empty")
+    return token
+
+
+def client_factory(settings: Settings, token: str | None) -> Callable[[], object] | None:
+    """Makes one ServerClient per worker thread (a client's session is not shared between threads)."""
+    if not settings.server.url:
+        return None
+    from .api_client import ServerClient
+
+    return lambda: ServerClient(settings.server, token)
+
+
+def make_reader(settings: Settings, feedback, scanner_factory: ScannerFactory = build_scanner,
+                environ: Mapping[str, str] = os.environ):
+    """Everything `tagd run` runs for one configuration (also used by `tagd demo` and the tests)."""
+    from .service import Reader
+
+    check_scanners(settings)
+    return Reader(settings, feedback, client_factory(settings, read_token(settings, environ)), scanner_factory)
+
+
+def sync_roster_now(settings: Settings):
+    """`tagd sync` with no daemon running: this process is then the roster's only writer."""
+    from .roster import RosterCache
+    from .rostersync import RosterSync
+
+    make_client = client_factory(settings, read_token(settings))
+    if make_client is None:
+        raise ConfigError(os.path.basename(settings.source), "server.url", "no server configured to sync from")
+    os.makedirs(settings.state.dir, exist_ok=True)
+    roster, client = RosterCache(os.path.join(settings.state.dir, "roster.db")), make_client()
+    try:
+        return RosterSync(roster, client, settings.sync.page_size).sync()
+    finally:
+        client.close()
+        roster.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -32,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     devices = commands.add_parser("devices", parents=[common], help="list input devices and serial ports")
     devices.add_argument("--json", action="store_true", help="machine-readable output")
     commands.add_parser("config", parents=[common], help="print the effective settings")
+    commands.add_parser("run", parents=[common], help="run the reader daemon (what the service runs)")
+    status = commands.add_parser("status", parents=[common], help="roster, queue, dead letters, scanners, server")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    commands.add_parser("sync", parents=[common], help="sync the roster from the server now")
+    demo = commands.add_parser("demo", help="the reader and an embedded reference server, no hardware needed")
+    demo.add_argument("--data-dir", metavar="DIR", help="keep the demo's data here (default: a new temporary dir)")
     return parser
 
 
@@ -91,7 +99,56 @@ def format_devices(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-COMMANDS = {"listen": cmd_listen, "config": cmd_config, "devices": cmd_devices}
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = bootstrap.load_settings(getattr(args, "config", None))
+    setup_logging(settings.logging.level)
+    from .feedback import LogFeedback
+    from .service import serve
+
+    def reader(current):
+        return bootstrap.make_reader(current, LogFeedback())
+
+    asyncio.run(serve(settings, reader, lambda: bootstrap.load_settings(getattr(args, "config", None))))
+    return EX_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import collect, format_status
+
+    settings = bootstrap.load_settings(getattr(args, "config", None))
+    status = collect(settings.state.dir)
+    if args.json:
+        json.dump(status, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(format_status(status))
+    return EX_OK
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from .status import daemon_alive, read_status
+
+    settings = bootstrap.load_settings(getattr(args, "config", None))
+    runtime = read_status(settings.state.dir)
+    if daemon_alive(runtime):
+        os.kill(runtime["pid"], signal.SIGUSR1)
+        print(f"asked the running daemon (pid {runtime['pid']}) to sync the roster now; see `tagd status`")
+        return EX_OK
+    setup_logging(settings.logging.level)
+    report = bootstrap.sync_roster_now(settings)
+    print(f"roster {report.kind} sync: {report.entries} entries applied, {report.size} IDs now")
+    return EX_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    setup_logging("warning")
+    from .demo import run_demo
+
+    return run_demo(args.data_dir)
+
+
+COMMANDS = {"listen": cmd_listen, "config": cmd_config, "devices": cmd_devices, "run": cmd_run,
+            "status": cmd_status, "sync": cmd_sync, "demo": cmd_demo}
 
 if __name__ == "__main__":
     sys.exit(main())

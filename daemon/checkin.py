@@ -1,0 +1,85 @@
+"""The scan path of `tagd run`: frame → scan result → decision → durable record → feedback → wake delivery.
+
+Everything here runs on the event loop and is fast: a roster lookup is one indexed probe, the outbox commit one
+fsync. The record is committed *before* feedback: a green light is a promise that the check-in survives a power cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from .decision import Decision, decide
+from .errors import TagdError
+from .outbox import CheckinEvent, Outbox
+from .pipeline import ScanPipeline
+from .roster import RosterCache
+from .connectivity import Connectivity
+from .scan import Frame, Kind
+from .settings import CheckinSettings, DecisionPolicy
+
+log = logging.getLogger("tagd.checkin")
+
+
+class CheckinDesk:
+    """Decides and records check-ins. `feedback` shows the decision (lights, beeper, terminal)."""
+
+    def __init__(self, pipeline: ScanPipeline, roster: RosterCache, outbox: Outbox, connectivity: Connectivity,
+                 settings: CheckinSettings, feedback, on_recorded: Callable[[], None] = lambda: None,
+                 refresh_roster: Callable[[], Awaitable[object]] | None = None):
+        self.pipeline, self.roster, self.outbox = pipeline, roster, outbox
+        self.connectivity, self.settings, self.feedback = connectivity, settings, feedback
+        self.on_recorded, self.refresh_roster = on_recorded, refresh_roster
+        self.frames: asyncio.Queue[Frame] = asyncio.Queue()
+
+    def submit(self, frame: Frame) -> None:
+        """The drivers' sink: queue the frame; scans are handled one at a time, in arrival order."""
+        self.frames.put_nowait(frame)
+
+    async def run(self) -> None:
+        while True:
+            frame = await self.frames.get()
+            await self.handle(frame)
+
+    async def drain(self) -> None:
+        """Handle what is already queued (at shutdown: scans that arrived must not be dropped)."""
+        while not self.frames.empty():
+            await self.handle(self.frames.get_nowait())
+
+    async def handle(self, frame: Frame) -> Decision | None:
+        scan = self.pipeline.process(frame)
+        offline = self.connectivity.offline
+        if scan.kind is Kind.VALID and self.settings.policy is DecisionPolicy.ONLINE:
+            offline = not await self._refreshed()
+        try:
+            status = self.roster.lookup(scan.client_id) if scan.kind is Kind.VALID else None
+            decision = decide(scan, status, offline, self.settings.unknown_offline)
+            if decision.is_checkin:
+                self.outbox.record(_event(decision))
+        except TagdError as exc:
+            # Could not look up or record: never signal success for a check-in that is not safely stored.
+            log.error("scan from %s could not be handled: %s", frame.scanner, exc)
+            self.feedback.fault(str(exc))
+            return None
+        self.feedback.show(decision)
+        if decision.is_checkin:
+            self.on_recorded()
+        return decision
+
+    async def _refreshed(self) -> bool:
+        """Online policy: pull the roster's latest changes within the time budget. True if the server answered."""
+        if self.refresh_roster is None:
+            return False
+        try:
+            report = await asyncio.wait_for(asyncio.shield(self.refresh_roster()),
+                                            self.settings.online_timeout_ms / 1000)
+        except asyncio.TimeoutError:
+            return False  # the refresh goes on in the background; this scan is decided from the roster as it is
+        return report is not None
+
+
+def _event(decision: Decision) -> CheckinEvent:
+    scan = decision.scan
+    return CheckinEvent.new(scan.client_id, scan.scanner, scan.at, decision.server_decision, decision.offline,
+                            decision.outcome.value)

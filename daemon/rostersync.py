@@ -1,0 +1,129 @@
+"""Roster sync: keeps the local roster cache in step with the server, never on the scan path.
+
+Delta by cursor; `410` (cursor expired) or no cursor yet → full sync into a new file, swapped in atomically;
+`304` costs nothing. Runs at start-up, periodically with random jitter, when the server becomes reachable again,
+and when asked (`tagd sync`, the online decision policy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from .api_types import NotModified
+from .connectivity import Connectivity
+from .errors import CursorExpired, ServerError, StoreError
+from .roster import RosterCache
+from .settings import SyncSettings
+
+log = logging.getLogger("tagd.roster")
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    kind: str  # 'full', 'delta' or 'unchanged'
+    entries: int  # entries applied
+    size: int  # roster size afterwards
+
+
+class RosterSync:
+    """The blocking sync itself (runs in a worker thread). One at a time: callers hold RosterSyncWorker's lock."""
+
+    def __init__(self, roster: RosterCache, client, page_size: int, clock: Callable[[], float] = time.time):
+        self.roster, self.client, self.page_size, self.clock = roster, client, page_size, clock
+
+    def sync(self) -> SyncReport:
+        meta = self.roster.meta()
+        if meta.cursor is None:
+            return self.full()
+        try:
+            return self.delta(meta.cursor, meta.etag)
+        except CursorExpired:
+            log.info("roster cursor expired on the server: full resync")
+            return self.full()
+
+    def delta(self, cursor: str, etag: str | None) -> SyncReport:
+        applied = 0
+        while True:
+            page = self.client.roster_page(cursor, limit=self.page_size, etag=etag)
+            if isinstance(page, NotModified):
+                self.roster.apply_delta([], cursor, etag, self.clock())  # records that the roster is current
+                return SyncReport("unchanged" if not applied else "delta", applied, self.roster.size())
+            self.roster.apply_delta(_rows(page.items), page.next_cursor, page.etag, self.clock())
+            applied += len(page.items)
+            cursor, etag = page.next_cursor, page.etag
+            if not page.more:
+                return SyncReport("delta", applied, self.roster.size())
+
+    def full(self) -> SyncReport:
+        build = self.roster.begin_full_sync()
+        try:
+            cursor, applied = None, 0
+            while True:
+                page = self.client.roster_page(cursor, limit=self.page_size)
+                build.add(_rows(page.items))
+                applied += len(page.items)
+                cursor = page.next_cursor
+                if not page.more:
+                    break
+            build.commit(cursor, page.etag, self.clock())
+        except BaseException:
+            build.abort()  # the old roster stays in service, untouched
+            raise
+        log.info("roster full sync: %d entries", applied)
+        return SyncReport("full", applied, self.roster.size())
+
+
+def _rows(items) -> list[tuple[str, str]]:
+    return [(item.client_id, str(item.status)) for item in items]
+
+
+class RosterSyncWorker:
+    """Schedules RosterSync on its own thread: at start, every interval (+ jitter), on demand, when back online."""
+
+    def __init__(self, sync: RosterSync, settings: SyncSettings, connectivity: Connectivity, executor: Executor,
+                 rng: random.Random | None = None):
+        self.syncer, self.settings, self.connectivity, self.executor = sync, settings, connectivity, executor
+        self.rng = rng or random.Random()
+        self.lock = asyncio.Lock()
+        self._now = asyncio.Event()
+        self.last_report: SyncReport | None = None
+        self.last_success: float | None = None
+        connectivity.when_back_online(self.request)
+
+    def request(self) -> None:
+        """Sync as soon as possible (coalesced with one already asked for)."""
+        self._now.set()
+
+    async def run(self) -> None:
+        delay = self.rng.uniform(0, self.settings.jitter_s)  # first sync soon, but not in step with the fleet
+        while True:
+            try:
+                await asyncio.wait_for(self._now.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+            self._now.clear()
+            await self.sync_once()
+            delay = self.settings.interval_s + self.rng.uniform(0, self.settings.jitter_s)
+
+    async def sync_once(self) -> SyncReport | None:
+        """One sync now (waiting for one in progress). None when the server could not be reached."""
+        async with self.lock:
+            loop = asyncio.get_running_loop()
+            try:
+                report = await loop.run_in_executor(self.executor, self.syncer.sync)
+            except ServerError as exc:
+                self.connectivity.failed(exc)
+                log.info("roster sync failed: %s", exc)
+                return None
+            except StoreError as exc:  # a full disk must not end the worker: the next attempt may succeed
+                log.error("roster sync could not store the roster: %s", exc)
+                return None
+            self.connectivity.succeeded()
+            self.last_report, self.last_success = report, time.time()
+            return report
