@@ -4,9 +4,9 @@
 Threads. `lookup()` is for the event loop thread: the scan path. It (like `meta()` and `size()`, cheap and
 safe from any thread) uses its own read-only connection, never waits for a delta being applied (WAL readers
 do not block on the writer), and waits only during the few milliseconds of a full-sync swap (close, rename,
-fsync the directory, reopen). Everything
-that writes (`apply_delta`, `put`, `begin_full_sync` and the FullSync it returns) is for ONE worker thread:
-those calls may take long (fsync of a whole new roster file) and must never run on the loop.
+fsync the directory, reopen). Everything that writes (`apply_delta`, `put`, `begin_full_sync` and the
+FullSync it returns) is for ONE worker thread: those calls may take long (fsync of a whole new roster file)
+and must never run on the loop. Locks make any interleaving of the two threads safe, not just this split.
 
 Files. `<path>` is the roster (WAL mode, one writer connection, one read-only lookup connection).
 A full sync builds `<path>.new`, fsyncs it, renames it over `<path>` and fsyncs the directory: a crash at any
