@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import socket
 import tracemalloc
 import uuid
@@ -206,6 +207,19 @@ def test_a_huge_reply_is_cut_off_at_the_bound_with_bounded_memory(server):
     in_flight = 256 * 1024  # generous: both socket buffers plus the reader's buffer
     assert sent.cut_off and sent.bytes <= BOUND + CHUNK_BYTES + in_flight
     assert peak < 4 * BOUND
+
+
+def test_a_compressed_bomb_is_cut_off_at_the_bound_after_decoding(server):
+    bomb = gzip.compress(b" " * (64 * 1024 * 1024), compresslevel=9)  # about 64 KiB on the wire
+    server.on("/v1/health", reply(200, bomb, {"Content-Encoding": "gzip"}))
+    tracemalloc.start()
+    try:
+        with client_for(server) as client, pytest.raises(BadReply, match="exceeds the 262144-byte bound"):
+            client.health()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * BOUND + len(bomb)
 
 
 def test_a_declared_oversized_reply_is_refused_before_reading_its_body(server):
