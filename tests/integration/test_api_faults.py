@@ -303,6 +303,15 @@ def test_a_closed_port_is_unreachable():
     assert raised.value.retryable and raised.value.status is None
 
 
+def test_a_server_hanging_up_without_a_reply_is_unreachable_and_retryable(server):
+    server.on("/v1/device/checkins", stall_before_headers(0))  # reads the request, closes without a word
+    event = CheckinEvent(str(uuid.uuid4()), "AB12", datetime.now(timezone.utc), "accepted", False)
+    with client_for(server) as client, pytest.raises(Unreachable, match="without response") as raised:
+        client.send_checkins([event])
+    assert raised.value.retryable  # check-ins are idempotent per event_id: resending is safe
+    assert len(server.seen) == 1  # and the client itself did not resend behind the caller's back
+
+
 def test_calls_reuse_one_connection_and_send_the_token_only_where_needed(server):
     server.on("/v1/health", reply_json(200, HEALTHY))
     me = {"device_id": 3, "name": "Front", "business_id": 1, "location_id": 2, "id_min_length": 4,
