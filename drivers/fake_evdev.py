@@ -163,11 +163,24 @@ class FakeEvdevBackend:
     open_handles: list[FakeInputHandle] = field(default_factory=list)
     opened: int = 0  # handles ever opened
     open_errors: list[OSError] = field(default_factory=list)  # raised by the next opens, first first
+    refused: list[tuple[str, int]] = field(default_factory=list)  # (path, errno) of every open that failed
 
     def list_event_paths(self) -> list[str]:
         return list_event_paths(self.input_dir)
 
     def open(self, path: str) -> FakeInputHandle:
+        try:
+            device = self._openable(path)
+        except OSError as exc:
+            self.refused.append((path, exc.errno))
+            raise
+        handle = FakeInputHandle(device, self)
+        device.handles.append(handle)
+        self.open_handles.append(handle)
+        self.opened += 1
+        return handle
+
+    def _openable(self, path: str) -> FakeInputDevice:
         if self.open_errors:
             raise self.open_errors.pop(0)
         device = self.devices.get(os.path.join(self.input_dir, os.path.basename(os.path.realpath(path))))
@@ -175,11 +188,7 @@ class FakeEvdevBackend:
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
         if not device.readable:
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
-        handle = FakeInputHandle(device, self)
-        device.handles.append(handle)
-        self.open_handles.append(handle)
-        self.opened += 1
-        return handle
+        return device
 
     def plug(self, device: FakeInputDevice) -> FakeInputDevice:
         """Connect: the node appears (inotify IN_CREATE), then its by-id link, in udev's order."""

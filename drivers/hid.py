@@ -188,12 +188,21 @@ class HidScanner:
         if exc.errno in _GONE:
             log.debug("hid %s: %s went away before it could be opened", self.name, path)
         elif exc.errno in (errno.EACCES, errno.EPERM):
-            self.on_status(self.name, "error", f"{path}: no read access: add the user to group 'input'")
+            self._report_no_access(path)
         elif exc.errno == errno.EBUSY:
             self.on_status(self.name, "error", f"{path} is grabbed by another program")
         else:
             log.warning("hid %s: cannot open %s: %s", self.name, path, exc)
             self.on_status(self.name, "error", f"cannot open {path}: {exc.strerror or exc}")
+
+    def _report_no_access(self, path: str) -> None:
+        """Unreadable, so unknown whether it is ours. Every node is unreadable for a moment after it appears
+        (until udev sets its group), so this is only news while no device is held and the node may be the one."""
+        configured = self.criteria.device
+        if self.attached or (configured and os.path.realpath(configured) != os.path.realpath(path)):
+            log.info("hid %s: no read access to %s (yet)", self.name, path)
+            return
+        self.on_status(self.name, "error", f"{path}: no read access: add the user to group 'input'")
 
     def _attach(self, binding: _Binding) -> None:
         device = binding.device

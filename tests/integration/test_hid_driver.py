@@ -304,6 +304,22 @@ def test_node_readable_only_after_udev_sets_permissions_binds_on_attrib(backend)
     run(scenario)
 
 
+def test_an_unreadable_node_is_no_error_while_the_scanner_is_held(backend):
+    scanner = backend.plug(scanner_device(backend, 1))
+
+    async def scenario():
+        recorder = Recorder()
+        async with running(backend, recorder, vendor_product="0c2e:0b61"):
+            await recorder.status("attached", scanner.path)
+            mouse = backend.plug(scanner_device(backend, 2, name="Mouse", vendor=0x046D, readable=False))
+            await until(lambda: (mouse.path, errno.EACCES) in backend.refused)
+            backend.set_readable(mouse.path)  # udev's rule arrives: opened, found not ours, closed again
+            await until(lambda: backend.opened == 2 and backend.open_handles == scanner.handles)
+        assert [state for _, state, _ in recorder.statuses] == ["attached", "detached"]
+
+    run(scenario)
+
+
 def test_by_id_link_that_appears_after_the_node_binds_the_configured_device(backend):
     by_id = os.path.join(backend.input_dir, "by-id", "usb-Honeywell_1900-event-kbd")
 
