@@ -114,6 +114,7 @@ class Reader:
             "scanners": self.scanner_states,
             "server": {"url": self.settings.server.url, "reachable": c.reachable, "last_ok": c.last_ok,
                        "last_error": c.last_error, "auth_rejected": c.auth_rejected},
+            "stores": self._store_counts(),
             "last_sync": None if report is None else {"at": self.sync.last_success, "kind": report.kind,
                                                       "entries": report.entries, "size": report.size},
         }
@@ -121,6 +122,12 @@ class Reader:
             write_status(self.settings.state.dir, status)
         except OSError as exc:
             log.warning("cannot write status: %s", exc)
+
+
+    def _store_counts(self) -> dict:
+        meta = self.roster.meta()
+        return {"roster_size": meta.size, "roster_synced_at": meta.synced_at, "queue_depth": self.outbox.depth(),
+                "oldest_queued_at": self.outbox.oldest_pending(), "dead_letters": self.outbox.dead_letter_count()}
 
 
 def _report_crash(task: asyncio.Task) -> None:

@@ -40,11 +40,10 @@ def log_sqlite_version() -> bool:
     if _version_logged:
         return old
     _version_logged = True
-    log.info("SQLite %s (Python sqlite3 module)", sqlite3.sqlite_version)
-    if old:
-        log.warning("SQLite %s is older than %s, which can corrupt a WAL database when two connections write "
-                    "or checkpoint it at once: tagd uses one writer connection per database file",
-                    sqlite3.sqlite_version, ".".join(map(str, WAL_CONCURRENCY_FIX)))
+    # Information, not a warning: tagd is built for old versions too (one writer connection per file).
+    log.info("SQLite %s%s", sqlite3.sqlite_version,
+             f" (older than {'.'.join(map(str, WAL_CONCURRENCY_FIX))}, which can corrupt a WAL database when two "
+             "connections write or checkpoint it at once: tagd keeps one writer connection per file)" if old else "")
     return old
 
 

@@ -7,14 +7,14 @@ even when the daemon is not running.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
 
-from . import sqlite_util as db
+from .errors import TagdError
 
 STATUS_FILE = "status.json"
 
@@ -54,40 +54,47 @@ def daemon_alive(status: dict[str, Any] | None) -> bool:
     return True
 
 
-def _count(path: str, sql: str) -> Any:
-    if not os.path.exists(path):
-        return None
-    try:
-        conn = db.connect_reader(path)
-    except Exception:
-        return None
-    try:
-        return conn.execute(sql).fetchone()[0]
-    except sqlite3.Error:
-        return None
-    finally:
-        conn.close()
+def store_counts(state_dir: str) -> dict[str, Any]:
+    """Counts read from the databases themselves, for when no daemon is running (so none can be swapping them)."""
+    from .outbox import Outbox
+    from .roster import RosterCache
+
+    counts: dict[str, Any] = {}
+    outbox_path, roster_path = os.path.join(state_dir, "outbox.db"), os.path.join(state_dir, "roster.db")
+    if os.path.exists(outbox_path):
+        with contextlib.suppress(TagdError), contextlib.closing(Outbox(outbox_path, readonly=True)) as outbox:
+            counts.update(queue_depth=outbox.depth(), oldest_queued_at=outbox.oldest_pending(),
+                          dead_letters=outbox.dead_letter_count())
+    if os.path.exists(roster_path):
+        with contextlib.suppress(TagdError), contextlib.closing(RosterCache(roster_path)) as roster:
+            meta = roster.meta()
+            counts.update(roster_size=meta.size, roster_synced_at=meta.synced_at)
+    return counts
 
 
 def collect(state_dir: str, clock: Callable[[], float] = time.time) -> dict[str, Any]:
-    """Everything `tagd status` shows, as one JSON-ready dict."""
+    """Everything `tagd status` shows, as one JSON-ready dict.
+
+    While the daemon runs, its own status.json is the source (it holds the only writer connections, and opening
+    roster.db from here could make a full-sync swap back off); otherwise the databases are read directly.
+    """
     runtime = read_status(state_dir) or {}
-    outbox, roster = os.path.join(state_dir, "outbox.db"), os.path.join(state_dir, "roster.db")
-    oldest = _count(outbox, "SELECT MIN(scanned_at) FROM pending")
-    synced_at = _count(roster, "SELECT synced_at FROM sync_state")
+    running = daemon_alive(runtime)
+    counts = runtime.get("stores", {}) if running else store_counts(state_dir)
+    synced_at, oldest = counts.get("roster_synced_at"), counts.get("oldest_queued_at")
     return {
-        "running": daemon_alive(runtime),
-        "pid": runtime.get("pid"),
+        "running": running,
+        "pid": runtime.get("pid") if running else None,
         "state_dir": state_dir,
-        "roster_size": _count(roster, "SELECT size FROM sync_state"),
+        "roster_size": counts.get("roster_size"),
         "roster_synced_at": synced_at,
         "roster_age_s": None if synced_at is None else round(clock() - synced_at, 1),
         "last_sync": runtime.get("last_sync"),
-        "queue_depth": _count(outbox, "SELECT COUNT(*) FROM pending"),
+        "queue_depth": counts.get("queue_depth"),
         "oldest_queued_at": oldest,
         "oldest_queued_age_s": None if oldest is None else round(clock() - oldest, 1),
-        "dead_letters": _count(outbox, "SELECT COUNT(*) FROM dead_letters"),
-        "scanners": runtime.get("scanners", {}),
+        "dead_letters": counts.get("dead_letters"),
+        "scanners": runtime.get("scanners", {}) if running else {},
         "server": runtime.get("server", {}),
         "decision_policy": runtime.get("decision_policy"),
         "updated_at": runtime.get("updated_at"),
@@ -107,7 +114,8 @@ def format_status(s: dict[str, Any]) -> str:
     scanners = ", ".join(f"{name}: {v.get('state')}" for name, v in s["scanners"].items()) or "none"
     rows = [
         ("daemon", f"running (pid {s['pid']})" if s["running"] else "not running"),
-        ("server", f"{server.get('url') or 'none configured'} · {reachable}"),
+        ("server", f"{server.get('url') or 'none configured'} · {reachable}"
+                   + ("" if s["running"] or not server else " (when last running)")),
         ("decision policy", s["decision_policy"] or "-"),
         ("roster", f"{s['roster_size'] if s['roster_size'] is not None else '-'} IDs, synced "
                    f"{age(s['roster_age_s'])}"),
