@@ -129,6 +129,24 @@ def test_scanner_plugged_in_after_start_is_bound_and_grabbed(backend):
     run(scenario)
 
 
+def test_with_grab_off_the_device_is_read_but_left_shared(backend):
+    device = backend.plug(scanner_device(backend, 3))
+
+    async def scenario():
+        recorder = Recorder()
+        async with running(backend, recorder, grab=False):
+            await recorder.status("attached", device.path)
+            other = backend.open(device.path)  # e.g. the console still reads it too
+            scan(device, "SHARED1")
+            assert (await recorder.frame()).text == "SHARED1"
+            assert device.grabbed_by is None and other.pending > 0
+            handle = device.handles[0]
+            other.close()
+        assert handle.history == ["close"]
+
+    run(scenario)
+
+
 def test_unplug_and_replug_resumes_frames_from_the_new_device(backend):
     path = backend.event_path(4)
 
