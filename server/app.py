@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -27,6 +28,7 @@ from server.sqlite_store import SqliteStore
 from server.storage import Principal, Store
 
 log = logging.getLogger(__name__)
+_RULE_PARAM = re.compile(r"<(?:\w+:)?(\w+)>")  # Flask '<int:client_ref>' -> OpenAPI '{client_ref}'
 CONTRACT = Path(__file__).parent / "openapi.yaml"  # shipped as package data
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a full check-in batch is well under 200 KiB
 
@@ -44,7 +46,9 @@ class ServerContext:
         self.store, self.clock = store, clock
         self.tombstone_retention, self.prune_interval = tombstone_retention, prune_interval
         self.validate_responses = validate_responses
-        self.openapi = OpenAPI.from_dict(load_contract())
+        contract = load_contract()
+        self.openapi = OpenAPI.from_dict(contract)
+        self.query_names = _query_names(contract)
         self._last_prune: datetime | None = None
         self._prune_lock = threading.Lock()
 
@@ -60,6 +64,18 @@ class ServerContext:
             self._last_prune = moment
         with self.store.transaction() as tx:
             tx.prune_tombstones(business_id, format_time(moment - self.tombstone_retention))
+
+
+def _query_names(contract: dict) -> dict[tuple[str, str], set[str]]:
+    """(path template, METHOD) -> the query parameters the contract declares for it."""
+    names = {}
+    for path, item in contract["paths"].items():
+        shared = item.get("parameters", [])
+        for method, operation in item.items():
+            if method != "parameters":
+                params = shared + operation.get("parameters", [])
+                names[path, method.upper()] = {p["name"] for p in params if p["in"] == "query"}
+    return names
 
 
 def create_app(db_path: str, *, clock: Callable[[], datetime] | None = None,
@@ -115,6 +131,13 @@ def _http_error(exc: HTTPException) -> Response:
 def _validate_request() -> Response | None:
     if request.url_rule is None:
         return None  # Flask answers 404/405 itself
+    if request.content_length and request.is_json and request.get_json(silent=True) is None:
+        return error_reply(400, "invalid_request", "the body is not valid UTF-8 JSON")
+    method = "GET" if request.method == "HEAD" else request.method
+    known = context().query_names.get((_RULE_PARAM.sub(r"{\1}", request.url_rule.rule), method), set())
+    unknown = sorted(set(request.args) - known)
+    if unknown:  # a misspelt parameter (curser=...) must not be silently ignored
+        return error_reply(400, "invalid_request", f"unknown query parameters: {', '.join(unknown)}")
     try:
         context().openapi.validate_request(FlaskOpenAPIRequest(request))
     except (PathNotFound, OperationNotFound):

@@ -59,11 +59,14 @@ def start_server(db_path: str, host: str = "127.0.0.1", port: int = 0, ssl_conte
 
 
 def _stop_waitress(server: Any) -> None:
-    # Closing every dispatcher empties the asyncore map, which ends server.run(); then the workers are joined.
-    server.logger.setLevel(logging.CRITICAL)
-    while server._map:
+    # Close every dispatcher from inside the loop thread (closing sockets under a running select() from another
+    # thread is a race); an empty map ends server.run(). Then the worker threads are stopped.
+    def close_all() -> None:
         for dispatcher in list(server._map.values()):
             dispatcher.handle_close()
+
+    server.logger.setLevel(logging.CRITICAL)
+    server.trigger.pull_trigger(close_all)
     server.task_dispatcher.shutdown()
 
 

@@ -124,7 +124,8 @@ def parse_cursor(cursor: str | None) -> int | None:
 
 def format_time(moment: datetime) -> str:
     """The one time format the server stores and returns: UTC, microseconds, 'Z' (sorts as text)."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat pads the year to four digits (strftime's %Y does not on Linux for years before 1000).
+    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(text: str) -> datetime:
@@ -139,4 +140,7 @@ def parse_time(text: str) -> datetime:
 
 
 def canonical_time(text: str) -> str:
-    return format_time(parse_time(text))
+    try:
+        return format_time(parse_time(text))
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 lies before year 1 in UTC
+        raise InvalidRequest("invalid_request", f"{text!r} is out of range") from None

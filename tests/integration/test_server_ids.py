@@ -168,3 +168,6 @@ def test_malformed_requests_get_the_error_shape(world):
     assert error_code(world.staff("GET", "/v1/nowhere")) == "not_found"
     assert error_code(world.staff("DELETE", "/v1/policy")) == "method_not_allowed"
     assert error_code(world.staff("GET", "/v1/clients", query_string={"limit": 0})) == "invalid_request"
+    assert error_code(world.staff("GET", "/v1/clients", query_string={"limt": 5})) == "invalid_request"
+    not_utf8 = world.staff("POST", "/v1/clients", data=b'{"name": "\xff"}', content_type="application/json")
+    assert not_utf8.status_code == 400 and error_code(not_utf8) == "invalid_request"
