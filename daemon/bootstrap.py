@@ -108,6 +108,13 @@ def read_token(settings: Settings, environ: Mapping[str, str] = os.environ) -> s
     return token
 
 
+def check_ca_file(settings: Settings) -> None:
+    """A private CA bundle that cannot be read fails at start-up (exit 78), not at the first request."""
+    path = settings.server.ca_file
+    if path and not os.access(path, os.R_OK):
+        raise ConfigError(os.path.basename(settings.source), "server.ca_file", f"cannot read {path}")
+
+
 def client_factory(settings: Settings, token: str | None) -> Callable[[], object] | None:
     """Makes one ServerClient per worker thread (a client's session is not shared between threads)."""
     if not settings.server.url:
@@ -123,6 +130,7 @@ def make_reader(settings: Settings, feedback, scanner_factory: ScannerFactory = 
     from .service import Reader
 
     check_scanners(settings)
+    check_ca_file(settings)
     return Reader(settings, feedback, client_factory(settings, read_token(settings, environ)), scanner_factory)
 
 
