@@ -49,7 +49,7 @@ class ServerContext:
         contract = load_contract()
         self.openapi = OpenAPI.from_dict(contract)
         self.query_names = _query_names(contract)
-        self._last_prune: datetime | None = None
+        self._last_prune: dict[int, datetime] = {}  # business id -> when its tombstones were last pruned
         self._prune_lock = threading.Lock()
 
     def now(self) -> str:
@@ -59,9 +59,10 @@ class ServerContext:
         """Forget roster tombstones older than the retention, at most once per interval."""
         moment = self.clock()
         with self._prune_lock:
-            if self._last_prune is not None and moment - self._last_prune < self.prune_interval:
+            last = self._last_prune.get(business_id)
+            if last is not None and moment - last < self.prune_interval:
                 return
-            self._last_prune = moment
+            self._last_prune[business_id] = moment
         with self.store.transaction() as tx:
             tx.prune_tombstones(business_id, format_time(moment - self.tombstone_retention))
 
