@@ -137,6 +137,15 @@ class DeliverySettings:
 
 
 @dataclass(frozen=True)
+class LinkSettings:
+    """Link mode: staff link a new key tag to a client at the reader (daemon.linkmode)."""
+
+    timeout_s: float = 60.0  # link mode ends this long after its last step: a reader is never left in link mode
+    confirm_s: float = 10.0  # how long a press may confirm replacing a client's existing ID
+    staff_cards: tuple[str, ...] = ()  # IDs of cards that switch link mode on and off (compared case-insensitively)
+
+
+@dataclass(frozen=True)
 class Settings:
     source: str = "<defaults>"  # the file these settings came from (for messages)
     scan: ScanSettings = field(default_factory=ScanSettings)
@@ -147,3 +156,4 @@ class Settings:
     checkin: CheckinSettings = field(default_factory=CheckinSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    link: LinkSettings = field(default_factory=LinkSettings)
