@@ -34,7 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     devices = commands.add_parser("devices", parents=[common], help="list input devices and serial ports")
     devices.add_argument("--json", action="store_true", help="machine-readable output")
     commands.add_parser("config", parents=[common], help="print the effective settings")
-    commands.add_parser("run", parents=[common], help="run the reader daemon (what the service runs)")
+    run = commands.add_parser("run", parents=[common], help="run the reader daemon (what the service runs)")
+    run.add_argument("--feedback", choices=("log", "terminal"), default="log",
+                     help="where decisions are shown: the log (default), or one line each on standard output "
+                          "(a console at the desk; a line is printed only after its check-in is safely recorded)")
     status = commands.add_parser("status", parents=[common], help="roster, queue, dead letters, scanners, server")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     commands.add_parser("sync", parents=[common], help="sync the roster from the server now")
@@ -102,11 +105,13 @@ def format_devices(rows: list[dict]) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = bootstrap.load_settings(getattr(args, "config", None))
     setup_logging(settings.logging.level)
-    from .feedback import LogFeedback
+    from .feedback import LogFeedback, TerminalFeedback
     from .service import serve
 
+    feedback = TerminalFeedback() if args.feedback == "terminal" else LogFeedback()
+
     def reader(current):
-        return bootstrap.make_reader(current, LogFeedback())
+        return bootstrap.make_reader(current, feedback)
 
     asyncio.run(serve(settings, reader, lambda: bootstrap.load_settings(getattr(args, "config", None))))
     return EX_OK

@@ -1,0 +1,62 @@
+"""`tagd run` through a server outage, in process: a Reader built by make_reader, fake scanners, the real server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from daemon.bootstrap import make_reader
+
+from .run_support import (DEMO_ROSTER_SIZE, INACTIVE, MEMBER, RecordingFeedback, Site, fake_scanners,
+                          reader_settings, until, wire_time)
+
+T0 = 1_750_000_000.0  # scan times on whole milliseconds: exact through float, wire format and the server
+
+
+@pytest.fixture
+def site(tmp_path):
+    site = Site(str(tmp_path))
+    yield site
+    site.stop()
+
+
+def test_scans_during_an_outage_are_decided_from_the_roster_and_delivered_once_in_order_when_it_ends(site, tmp_path):
+    settings = reader_settings(str(tmp_path / "state"), site.url, site.token_file)
+    feedback = RecordingFeedback()
+    scans = [(MEMBER, T0), ("M1002", T0 + 1.001), (INACTIVE, T0 + 2.002), ("ZZZZ9", T0 + 3.003),
+             ("M1003", T0 + 4.004), (MEMBER, T0 + 10.5)]
+
+    async def scenario():
+        reader = make_reader(settings, feedback, fake_scanners)
+        reader.start()
+        try:
+            await until(lambda: reader.roster.size() == DEMO_ROSTER_SIZE, what="the first roster sync")
+            scanner = reader.scanners[0]
+            assert scanner.scan(*scans[0])
+            await until(lambda: len(site.checkins()) == 1, what="the online check-in")
+            site.stop()
+            for text, at in scans[1:3]:
+                assert scanner.scan(text, at=at)
+            await until(lambda: reader.connectivity.reachable is False, what="delivery to notice the outage")
+            for text, at in scans[3:]:
+                assert scanner.scan(text, at=at)
+            await until(lambda: len(feedback.decisions) == len(scans), what="every decision")
+            assert reader.outbox.depth() == len(scans) - 1
+            site.restart()
+            await until(lambda: reader.outbox.depth() == 0, timeout=10, what="the queue to drain")
+            return [e.event.event_id for e in reversed(reader.outbox.recent())]
+        finally:
+            await reader.close()
+
+    event_ids = asyncio.run(scenario())
+    assert feedback.outcomes()[0] == (MEMBER, "accepted", False)
+    assert feedback.outcomes()[3:] == [("ZZZZ9", "denied_unknown", True), ("M1003", "accepted", True),
+                                       (MEMBER, "accepted", True)]
+    assert [outcome for _, outcome, _ in feedback.outcomes()[1:3]] == ["accepted", "denied_inactive"]
+    recorded = site.checkins()
+    assert [(c["client_id"], c["scanned_at"]) for c in recorded] == [(text, wire_time(at)) for text, at in scans]
+    assert [c["event_id"] for c in recorded] == event_ids
+    assert [c["offline"] for c in recorded][3:] == [True, True, True]
+    assert [c["result"] for c in recorded] == ["accepted", "accepted", "inactive", "unknown_client", "accepted",
+                                               "accepted"]
