@@ -146,6 +146,48 @@ class LinkSettings:
 
 
 @dataclass(frozen=True)
+class ButtonSettings:
+    """The staff button. kind 'none': no button; 'evdev': a key of an input device (the Pi's gpio-key overlay, a
+    USB button or keypad); 'gpiod': a GPIO input line; 'fake': drivers.button.FakeButton (demos, tests)."""
+
+    kind: str = "none"
+    device: str = ""  # evdev: /dev/input/by-id/... or /dev/input/by-path/... or /dev/input/eventN
+    vendor_product: str = ""  # evdev: 'abcd:1234' (hex)
+    name_pattern: str = ""  # evdev: fnmatch pattern on the device name
+    key: str = "KEY_PROG1"  # evdev: the key code name the button sends
+    grab: bool = True  # evdev
+    chip: str = "/dev/gpiochip0"  # gpiod
+    line: int = 0  # gpiod: line offset on the chip
+    active_low: bool = True  # gpiod: a button to ground with a pull-up reads low when pressed
+    bias: str = "pull-up"  # gpiod: as-is, disabled, pull-up, pull-down
+    debounce_ms: float = 0.0  # software debounce of raw edges (gpiod lines bounce; gpio-key is kernel-debounced)
+    long_press_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """One feedback output. kind 'led': /sys/class/leds/NAME (or `path`); 'gpiod': a GPIO output line;
+    'beeper': an EV_SND input device node (`path`); 'terminal': coloured lines on standard output."""
+
+    kind: str
+    name: str
+    role: str = ""  # the column of the pattern table it plays: 'green', 'red', 'buzzer', or a role of your own
+    path: str = ""  # led: the LED's directory (default /sys/class/leds/<name>); beeper: the device node
+    chip: str = "/dev/gpiochip0"  # gpiod
+    line: int = 0  # gpiod
+    active_low: bool = False  # gpiod
+
+
+@dataclass(frozen=True)
+class PatternOverride:
+    """`[patterns.<signal>] <role> = "<steps>"`: replaces one cell of the default pattern table."""
+
+    signal: str
+    role: str
+    steps: str  # canonical text form (daemon.patterns.format_pattern), "" for nothing
+
+
+@dataclass(frozen=True)
 class Settings:
     source: str = "<defaults>"  # the file these settings came from (for messages)
     scan: ScanSettings = field(default_factory=ScanSettings)
@@ -157,3 +199,6 @@ class Settings:
     sync: SyncSettings = field(default_factory=SyncSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     link: LinkSettings = field(default_factory=LinkSettings)
+    button: ButtonSettings = field(default_factory=ButtonSettings)
+    outputs: tuple[OutputSettings, ...] = ()
+    patterns: tuple[PatternOverride, ...] = ()
