@@ -41,6 +41,9 @@ class CheckinDesk:
         while True:
             frame = await self.frames.get()
             await self.handle(frame)
+            # get() does not yield while frames are queued: without this a burst would hold the loop, and with
+            # it the scanners' reads and the workers' replies, until the last frame of the burst is handled.
+            await asyncio.sleep(0)
 
     async def drain(self) -> None:
         """Handle what is already queued (at shutdown: scans that arrived must not be dropped)."""

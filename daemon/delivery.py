@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from datetime import datetime, timezone
 
@@ -32,9 +32,10 @@ def to_wire(event: CheckinEvent) -> api_types.CheckinEvent:
 
 class DeliveryWorker:
     def __init__(self, outbox: Outbox, client, settings: DeliverySettings, connectivity: Connectivity,
-                 executor: Executor, backoff: Backoff | None = None):
+                 executor: Executor, backoff: Backoff | None = None, on_change: Callable[[], None] = lambda: None):
+        """`on_change` is called on the loop after every attempt: the queue or the server's state may differ."""
         self.outbox, self.client, self.settings = outbox, client, settings
-        self.connectivity, self.executor = connectivity, executor
+        self.connectivity, self.executor, self.on_change = connectivity, executor, on_change
         self.backoff = backoff or Backoff(settings.backoff_initial_s, settings.backoff_max_s)
         self._wake = asyncio.Event()
         self.delivered = 0
@@ -48,7 +49,8 @@ class DeliveryWorker:
             await self._wake.wait()
             self._wake.clear()
             while self.connectivity.auth_rejected is None and await self._deliver_one_batch():
-                pass
+                self.on_change()
+            self.on_change()
 
     async def _deliver_one_batch(self) -> bool:
         """Send the oldest batch. True when there may be more to send right away."""

@@ -87,8 +87,10 @@ class RosterSyncWorker:
     """Schedules RosterSync on its own thread: at start, every interval (+ jitter), on demand, when back online."""
 
     def __init__(self, sync: RosterSync, settings: SyncSettings, connectivity: Connectivity, executor: Executor,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, on_change: Callable[[], None] = lambda: None):
+        """`on_change` is called on the loop after every sync attempt, successful or not."""
         self.syncer, self.settings, self.connectivity, self.executor = sync, settings, connectivity, executor
+        self.on_change = on_change
         self.rng = rng or random.Random()
         self.lock = asyncio.Lock()
         self._now = asyncio.Event()
@@ -113,6 +115,11 @@ class RosterSyncWorker:
 
     async def sync_once(self) -> SyncReport | None:
         """One sync now (waiting for one in progress). None when the server could not be reached."""
+        report = await self._locked_sync()
+        self.on_change()
+        return report
+
+    async def _locked_sync(self) -> SyncReport | None:
         async with self.lock:
             loop = asyncio.get_running_loop()
             try:

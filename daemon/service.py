@@ -53,15 +53,16 @@ class Reader:
                                 refresh_roster=self.sync.sync_once if self.sync else None)
         self.scanners = build_scanners(settings, self.desk.submit, self._scanner_status, scanner_factory)
         self.tasks: list[asyncio.Task] = []
-        self._status_pending = False
+        self._status_timer: asyncio.TimerHandle | None = None
 
     def _start_workers(self, client_factory: Callable[[], object]) -> None:
         delivery_thread, sync_thread = WorkerThread("tagd-delivery"), WorkerThread("tagd-roster")
         self.threads = [delivery_thread, sync_thread]
         self.delivery = DeliveryWorker(self.outbox, client_factory(), self.settings.delivery, self.connectivity,
-                                       delivery_thread)
+                                       delivery_thread, on_change=self.schedule_status)
         syncer = RosterSync(self.roster, client_factory(), self.settings.sync.page_size)
-        self.sync = RosterSyncWorker(syncer, self.settings.sync, self.connectivity, sync_thread)
+        self.sync = RosterSyncWorker(syncer, self.settings.sync, self.connectivity, sync_thread,
+                                     on_change=self.schedule_status)
 
     def start(self) -> None:
         jobs = [self.desk.run()] + [s.run() for s in self.scanners]
@@ -85,6 +86,8 @@ class Reader:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         for thread in self.threads:
             thread.shutdown(timeout=SHUTDOWN_GRACE_S)
+        if self._status_timer is not None:
+            self._status_timer.cancel()  # it would read the stores closed below
         self.outbox.close()
         self.roster.close()
 
@@ -101,12 +104,11 @@ class Reader:
 
     def schedule_status(self) -> None:
         """Coalesce status writes: at most one per half second, and none at all while nothing happens."""
-        if not self._status_pending:
-            self._status_pending = True
-            asyncio.get_running_loop().call_later(0.5, self.write_status)
+        if self._status_timer is None:
+            self._status_timer = asyncio.get_running_loop().call_later(0.5, self.write_status)
 
     def write_status(self) -> None:
-        self._status_pending = False
+        self._status_timer = None
         c = self.connectivity
         report = self.sync.last_report if self.sync else None
         status = {
