@@ -11,7 +11,6 @@ from typing import Any
 from daemon.errors import DeviceError
 
 CONSUMER = "tagd"
-BIASES = ("as-is", "disabled", "pull-up", "pull-down")
 
 
 def import_gpiod() -> ModuleType:

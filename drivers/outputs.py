@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import struct
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from evdev import ecodes
@@ -25,6 +25,8 @@ from evdev import ecodes
 from daemon.errors import DeviceError
 from daemon.feedback import TerminalFeedback
 from daemon.patterns import OFF, Blink, Level, Signal, State, Tone
+from daemon.player import Output
+from daemon.settings import OutputSettings
 
 from .gpio import request_output
 
@@ -216,3 +218,34 @@ class TerminalOutput(TerminalFeedback):
         text, sgr = _SIGNAL_LINES.get(name, (name, "0"))
         self._line(text, sgr)
 
+
+
+def open_outputs(settings: Sequence[OutputSettings], stream: TextIO = sys.stdout,
+                 on_error: Callable[[OutputSettings, DeviceError], None] | None = None,
+                 ) -> tuple[list[Output], TerminalOutput | None]:
+    """The outputs the settings describe, and the terminal if one is configured. An output that cannot be opened
+    is passed to `on_error` and left out (the reader still works without that light); without `on_error` the
+    DeviceError is raised."""
+    outputs: list[Output] = []
+    terminal: TerminalOutput | None = None
+    for output in settings:
+        if output.kind == "terminal":
+            terminal = TerminalOutput(stream)
+            continue
+        try:
+            outputs.append(_open_output(output))
+        except DeviceError as exc:
+            if on_error is None:
+                raise
+            on_error(output, exc)
+    return outputs, terminal
+
+
+def _open_output(output: OutputSettings) -> Output:
+    if output.kind == "led":
+        return LedClassOutput(output.path or os.path.join(LEDS_DIR, output.name), output.role, output.name)
+    if output.kind == "gpiod":
+        return GpiodOutput(output.chip, output.line, output.role, output.active_low, output.name)
+    if output.kind == "beeper":
+        return EvdevBeeper(output.path, output.role, output.name)
+    raise DeviceError(f"output {output.name}: unknown kind {output.kind!r}")
