@@ -185,5 +185,18 @@ def require(*roles: str) -> Principal:
 
 
 def body() -> dict:
-    """The JSON body (already validated against the contract)."""
-    return request.get_json(silent=True) or {}
+    """The JSON body (already validated against the contract), integral floats made ints.
+
+    JSON Schema counts 8.0 as an integer, and the API has no fractional fields, so `"length": 8.0` means 8.
+    """
+    return _integral(request.get_json(silent=True) or {})
+
+
+def _integral(value):
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    return value

@@ -171,3 +171,9 @@ def test_malformed_requests_get_the_error_shape(world):
     assert error_code(world.staff("GET", "/v1/clients", query_string={"limt": 5})) == "invalid_request"
     not_utf8 = world.staff("POST", "/v1/clients", data=b'{"name": "\xff"}', content_type="application/json")
     assert not_utf8.status_code == 400 and error_code(not_utf8) == "invalid_request"
+
+
+def test_integral_floats_count_as_integers(world):
+    anna = world.add_client("Anna")
+    reply = world.staff("POST", f"/v1/clients/{anna['ref']}/client-id/generate", json={"length": 9.0})
+    assert reply.status_code == 200 and len(reply.json["client"]["client_id"]) == 9
