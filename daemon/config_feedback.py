@@ -9,8 +9,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .config_fields import (Field, Problem, boolean, checked, describe, float_range, int_range, key_path, matching, one_of,
-                            reject_unknown, render_fields, string, toml_string, walk)
+from .config_fields import (Field, Problem, boolean, checked, describe, float_range, int_range, key_path,
+                            matching, one_of, reject_unknown, render_fields, string, toml_string, walk)
 from .errors import ConfigError
 from .patterns import ROLES, Signal, format_pattern, parse_pattern
 from .settings import ButtonSettings, OutputSettings, PatternOverride

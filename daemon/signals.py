@@ -5,12 +5,11 @@ the lights and beeper, and a line on the terminal (or in the log). Drop-in for T
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Protocol
 
 from .decision import Decision, Outcome
 from .feedback import LogFeedback
-from collections.abc import Iterable
-
 from .patterns import DEFAULT_TABLE, PatternTable, Signal, parse_pattern, with_overrides
 from .player import Player
 from .settings import PatternOverride
