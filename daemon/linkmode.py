@@ -195,6 +195,10 @@ class LinkMode:
             return [Log("command ignored", "already in link mode")]
         return self._leave("command") if self.is_active else []
 
+    def stop(self, now: float) -> list[Action]:
+        """tagd stops or reloads its configuration: leave link mode; an answer still to come is only logged."""
+        return self._leave("tagd stopping") if self.is_active else []
+
     def scan(self, client_id: str | None, roster_status: str | None, now: float) -> list[Action]:
         """A scan while `claims(client_id)`: its ID (None when unreadable) and what the local roster says of it."""
         if self.state in BUSY:

@@ -117,6 +117,20 @@ def test_the_command_while_in_link_mode_keeps_it_on():
     assert logs(actions)[0].event == "command ignored"
 
 
+@pytest.mark.parametrize("target", [TARGET, None])
+def test_stopping_tagd_leaves_link_mode(target):
+    machine = entered(target)
+    assert signals(machine.stop(5.0)) == [S.LINK_MODE_OFF] and not machine.is_active
+    assert machine.stop(6.0) == []
+
+
+def test_an_answer_after_stopping_is_only_logged():
+    machine, sent = linking()
+    machine.stop(1.0)
+    late = machine.server_result(sent.request, Failure.ID_EXISTS, 2.0)
+    assert signals(late) == [] and not machine.is_active
+
+
 def test_every_exit_is_logged_with_its_reason():
     machine = entered()
     entry = logs(machine.long_press(3.0))[0]
@@ -484,7 +498,7 @@ def test_tick_in_checkin_mode_does_nothing():
 
 # ---- whatever happens ----------------------------------------------------------------------------------------------
 
-INPUTS = st.sampled_from(["press", "long", "cmd_on", "cmd_off", "staff", "scan_new", "scan_known", "scan_bad",
+INPUTS = st.sampled_from(["press", "long", "cmd_on", "cmd_off", "stop", "staff", "scan_new", "scan_known", "scan_bad",
                           "target", "no_target", "target_fail", "ok", "taken", "exists", "offline", "tick"])
 
 
@@ -493,6 +507,7 @@ def _feed(machine: LinkMode, name: str, now: float, requests: list[int]) -> list
     feeds = {
         "press": lambda: machine.press(now), "long": lambda: machine.long_press(now),
         "cmd_on": lambda: machine.command(now), "cmd_off": lambda: machine.command(now, on=False),
+        "stop": lambda: machine.stop(now),
         "staff": lambda: machine.scan("STAFF01", None, now), "scan_new": lambda: machine.scan("T1234", None, now),
         "scan_known": lambda: machine.scan("M1002", "active", now), "scan_bad": lambda: machine.scan(None, None, now),
         "target": lambda: machine.target_loaded(pending, TARGET, now),
