@@ -20,12 +20,14 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from .config_feedback import FEEDBACK_KEYS, parse_feedback, render_feedback
+from .config_link import LINK_FIELDS
 from .config_fields import (Field, boolean, checked, describe, float_range, http_url, int_range, key_path,
                             matching, off_when_zero, one_of, reject_unknown, render_fields, str_list, string,
                             text_encoding, walk)
 from .errors import ConfigError
 from .settings import (CasePolicy, CheckinSettings, DecisionPolicy, DeliverySettings, FramingRules,
-                       HidScannerSettings, LoggingSettings, ScannerSettings, ScanSettings, SerialFraming,
+                       HidScannerSettings, LinkSettings, LoggingSettings, ScannerSettings, ScanSettings, SerialFraming,
                        SerialScannerSettings, ServerSettings, Settings, StateSettings, StdinScannerSettings,
                        SyncSettings, UnknownWhileOffline)
 
@@ -73,6 +75,7 @@ SECTIONS = {  # table name -> (settings attribute type, fields), in the order `r
     "checkin": (CheckinSettings, CHECKIN_FIELDS),
     "sync": (SyncSettings, SYNC_FIELDS),
     "delivery": (DeliverySettings, DELIVERY_FIELDS),
+    "link": (LinkSettings, LINK_FIELDS),
 }
 
 FRAME_TIMEOUT = Field("frame_timeout_ms", float_range(0, 10_000, above=True))
@@ -176,7 +179,7 @@ def _syntax_error(name: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
 def parse(data: Mapping[str, Any], file: str) -> Settings:
     """Validate a parsed TOML document. `file` is recorded as Settings.source; messages use its basename."""
     name = os.path.basename(file) or file
-    reject_unknown(data, ("scan", "logging", "server", *SECTIONS, "scanners"), "", name)
+    reject_unknown(data, ("scan", "logging", "server", *SECTIONS, "scanners", *FEEDBACK_KEYS), "", name)
     scan = ScanSettings(**walk(_table(data, "scan", name), SCAN_FIELDS, "scan", name))
     if scan.min_length > scan.max_length:
         raise ConfigError(name, "scan.min_length",
@@ -188,7 +191,7 @@ def parse(data: Mapping[str, Any], file: str) -> Settings:
     if sections["delivery"].backoff_initial_s > sections["delivery"].backoff_max_s:
         raise ConfigError(name, "delivery.backoff_initial_s", "must be <= delivery.backoff_max_s")
     return Settings(source=file, scan=scan, scanners=_scanners(data.get("scanners", []), name), logging=logging,
-                    server=server, **sections)
+                    server=server, **sections, **parse_feedback(data, name))
 
 
 def _table(data: Mapping[str, Any], key: str, name: str) -> Mapping[str, Any]:
@@ -273,4 +276,5 @@ def render(settings: Settings) -> str:
         lines += ["", f"[{key}]", *render_fields(getattr(settings, key), fields)]
     for scanner in settings.scanners:
         lines += ["", "[[scanners]]", *render_fields(scanner, SCANNER_FIELDS[scanner.kind])]
+    lines += ["", *render_feedback(settings.button, settings.outputs, settings.patterns)]
     return "\n".join(lines) + "\n"

@@ -1,6 +1,6 @@
 """Configuration of the staff button, the feedback outputs and the pattern table: `[button]`, `[[outputs]]`,
 `[patterns.<signal>]`. Field tables and checkers for daemon.config, which calls `parse_feedback` and
-`render_feedback`. Keys are documented in config/feedback.example.toml.
+`render_feedback`. Keys are documented in config/tagd.example.toml.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from daemon import config
+from daemon.config_feedback import parse_feedback
 from daemon.config_fields import Field, render_fields, string
 from daemon.errors import ConfigError
 from daemon.settings import (CasePolicy, FramingRules, HidScannerSettings, LoggingSettings, ScanSettings,
@@ -73,6 +74,10 @@ BAD_VALUES = [
     ("[delivery]\nbackoff_max_s = true", "delivery.backoff_max_s: must be a number > 0 and <= 86400, got true"),
     ("[delivery]\nbackoff_initial_s = 60\nbackoff_max_s = 30",
      "delivery.backoff_initial_s: must be <= delivery.backoff_max_s"),
+    ("[link]\ntimeout_s = 3600", "link.timeout_s: must be a number >= 5 and <= 600, got 3600"),
+    ("[link]\nconfirm_s = 0", "link.confirm_s: must be a number >= 1 and <= 60, got 0"),
+    ('[link]\nstaff_cards = ["STAFF-1"]',
+     'link.staff_cards[0]: must be a card ID of letters and digits such as "STAFF01", got "STAFF-1"'),
     ('[[scanners]]\ntype = "usb"', 'scanners[0].type: must be one of hid, serial, stdin, got "usb"'),
     ('[[scanners]]\nname = "door"', 'scanners[0].type: missing; must be one of hid, serial, stdin'),
     (STDIN + 'name = ""', 'scanners[0].name: must be a non-empty string, got ""'),
@@ -164,7 +169,7 @@ def test_inconsistent_settings_are_refused_with_the_key_to_fix(text, message):
 
 UNKNOWN_KEYS = [
     ("sacn = {}", "sacn: unknown key; did you mean 'scan'?"),
-    ("database = 1", "database: unknown key; expected one of scan, logging, server, state, checkin, sync, delivery, scanners"),
+    ("database = 1", "database: unknown key; expected one of scan, logging, server, state, checkin, sync, delivery, link, scanners, button, outputs, patterns"),
     ("[server]\nread_timeout = 5", "server.read_timeout: unknown key; did you mean 'read_timeout_s'?"),
     ("[scan]\nmin_lenght = 4", "scan.min_lenght: unknown key; did you mean 'min_length'?"),
     ("[logging]\nlevl = 'info'", "logging.levl: unknown key; did you mean 'level'?"),
@@ -321,9 +326,11 @@ EXAMPLE_SCANNERS = (
 )
 
 
-def test_example_file_parses_to_the_defaults_and_its_scanners():
+def test_example_file_parses_to_the_defaults_and_its_devices():
     settings = config.load(str(EXAMPLE), explicit=True)
-    assert settings == Settings(source=str(EXAMPLE), scanners=EXAMPLE_SCANNERS)
+    feedback = parse_feedback(tomllib.loads(EXAMPLE.read_text()), "tagd.example.toml")
+    assert settings == Settings(source=str(EXAMPLE), scanners=EXAMPLE_SCANNERS, **feedback)
+    assert feedback["button"].kind == "evdev" and feedback["outputs"]  # the example shows one of each
 
 
 def test_example_file_spells_out_every_key():
@@ -336,6 +343,7 @@ def test_example_file_spells_out_every_key():
     assert [list(table) for table in data["scanners"]] == [
         [field.key for field in config.SCANNER_FIELDS[table["type"]]] for table in data["scanners"]]
     assert {table["type"] for table in data["scanners"]} == set(config.SCANNER_FIELDS)
+    assert set(data) >= {"button", "outputs", "patterns"}
 
 
 ODD_TEXT = 'quote " backslash \\ newline \n tab \t bell \x07 del \x7f é ✓ 🙂'

@@ -11,7 +11,7 @@ from daemon.config_feedback import parse_feedback, render_feedback
 from daemon.errors import ConfigError
 from daemon.settings import ButtonSettings
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "feedback.example.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "tagd.example.toml"
 
 
 def parse(text: str) -> dict:
