@@ -1,8 +1,9 @@
 """Roster sync: keeps the local roster cache in step with the server, never on the scan path.
 
 Delta by cursor; `410` (cursor expired) or no cursor yet → full sync into a new file, swapped in atomically;
-`304` costs nothing. Runs at start-up, periodically with random jitter, when the server becomes reachable again,
-and when asked (`tagd sync`, the online decision policy).
+`304` costs nothing, not even a write: the roster's `synced_at` is when a sync last wrote, and the running
+daemon reports its last successful sync instead when that is newer. Runs at start-up, periodically with random
+jitter, when the server becomes reachable again, and when asked (`tagd sync`, the online decision policy).
 """
 
 from __future__ import annotations
@@ -51,8 +52,7 @@ class RosterSync:
         applied = 0
         while True:
             page = self.client.roster_page(cursor, limit=self.page_size, etag=etag)
-            if isinstance(page, NotModified):
-                self.roster.apply_delta([], cursor, etag, self.clock())  # records that the roster is current
+            if isinstance(page, NotModified):  # nothing to write: the cursor and ETag stored are still right
                 return SyncReport("unchanged" if not applied else "delta", applied, self.roster.size())
             self.roster.apply_delta(_rows(page.items), page.next_cursor, page.etag, self.clock())
             applied += len(page.items)

@@ -128,7 +128,9 @@ class Reader:
 
     def _store_counts(self) -> dict:
         meta = self.roster.meta()
-        return {"roster_size": meta.size, "roster_synced_at": meta.synced_at, "queue_depth": self.outbox.depth(),
+        confirmed = self.sync.last_success if self.sync else None  # a 304 confirms the roster without a write
+        synced_at = max(filter(None, (meta.synced_at, confirmed)), default=None)
+        return {"roster_size": meta.size, "roster_synced_at": synced_at, "queue_depth": self.outbox.depth(),
                 "oldest_queued_at": self.outbox.oldest_pending(), "dead_letters": self.outbox.dead_letter_count()}
 
 
