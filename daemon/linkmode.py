@@ -12,7 +12,9 @@ refused at once; the server stays the authority (409 `id_taken`). When the clien
 `replace=True`; anything else aborts and ends link mode. Link mode ends after a successful link, on another press
 or staff card, on a long press, on `tagd link --off`, when the server is unreachable (a link is never queued: it
 could conflict later) and `timeout_s` after its last step (entering, a scan taken, a server answer), so a reader
-is never left in link mode. Every exit signals `link-mode-off`, after the signal of its outcome, if any.
+is never left in link mode. Every exit signals `link-mode-off` first, then its outcome if it has one (`linked`,
+`offline`, `error`): an output that plays one signal at a time shows the outcome, and one that keeps the link
+mode indicator apart turns the indicator off before showing the outcome.
 
 Scans arriving while a request is with the server are ignored with the `denied` signal (the staff member scans
 again once the answer is shown). A press then is ignored too; a long press still ends link mode, and an answer
@@ -51,7 +53,7 @@ class SignalName(StrEnum):
     DUPLICATE = "duplicate"  # the new tag is the ID just scanned as the client's
     INVALID = "invalid"  # unreadable scan, or a tag the server's ID rules refuse
     LINK_MODE_ON = "link-mode-on"
-    LINK_MODE_OFF = "link-mode-off"  # link mode ended, whatever the reason; always the last signal of an exit
+    LINK_MODE_OFF = "link-mode-off"  # link mode ended, whatever the reason; the first signal of every exit
     CONFIRM_NEEDED = "confirm-needed"  # press within confirm_s to replace the client's existing ID
     LINKED = "linked"
     LINK_CONFLICT = "link-conflict"  # the tag is already another client's ID
@@ -272,7 +274,7 @@ class LinkMode:
     def _leave(self, reason: str, *signals: SignalName, level: int = logging.INFO) -> list[Action]:
         self.state, self._pending, self._until, self._confirm_until = State.CHECKIN, None, None, None
         self._target = self._client = self._link = None
-        return [Log("link mode off", reason, level=level), *map(Signal, signals), Signal(SignalName.LINK_MODE_OFF)]
+        return [Log("link mode off", reason, level=level), Signal(SignalName.LINK_MODE_OFF), *map(Signal, signals)]
 
     def _client_scanned(self, client_id: str, roster_status: str | None, now: float) -> list[Action]:
         if roster_status is None:

@@ -158,7 +158,7 @@ def test_staff_select_a_client_press_and_scan_and_the_tag_checks_in_at_once(demo
 
     with caplog.at_level(logging.DEBUG, logger="tagd.link"):
         reader = run(demo, roster, story)
-    assert reader.signals == ["link-mode-on", "linked", "link-mode-off"]
+    assert reader.signals == ["link-mode-on", "link-mode-off", "linked"]
     assert not reader.link.is_active
     assert client(demo, new["ref"])["client_id"] == "TAG4242"
     assert roster.lookup("tag4242") == "active"
@@ -214,7 +214,7 @@ def test_two_scans_and_a_confirming_press_replace_the_clients_id(demo, roster):
         sync_task.cancel()
 
     reader = run(demo, roster, story)
-    assert reader.signals == ["link-mode-on", "accepted", "confirm-needed", "linked", "link-mode-off"]
+    assert reader.signals == ["link-mode-on", "accepted", "confirm-needed", "link-mode-off", "linked"]
     assert client(demo, ref_of(demo, "M1002"))["client_id"] == "TAG7777"
     assert roster.lookup("TAG7777") == "active" and roster.lookup("M1002") is None
 
@@ -249,7 +249,7 @@ def test_the_roster_refuses_a_known_tag_without_asking_the_server(stoppable_demo
         await reader.settled()
 
     reader = run(demo, roster, story)
-    assert reader.signals == ["link-mode-on", "accepted", "link-conflict", "offline", "link-mode-off"]
+    assert reader.signals == ["link-mode-on", "accepted", "link-conflict", "link-mode-off", "offline"]
     assert roster.lookup("TAG8888") is None and reader.connectivity.offline
 
 
@@ -264,7 +264,7 @@ def test_link_mode_is_refused_with_the_offline_signal_when_the_server_is_down(st
         await reader.settled()
 
     reader = run(demo, roster, story)
-    assert reader.signals == ["link-mode-on", "offline", "link-mode-off"]
+    assert reader.signals == ["link-mode-on", "link-mode-off", "offline"]
     assert not reader.link.is_active and reader.connectivity.offline
 
 
@@ -319,7 +319,7 @@ def test_a_link_the_roster_cannot_store_is_still_linked_and_the_failure_logged(d
     with RosterCache(path) as roster, caplog.at_level(logging.INFO, logger="tagd.link"):
         reader = run(demo, roster, story)
         assert roster.lookup("TAG4343") is None
-    assert reader.signals == ["link-mode-on", "linked", "link-mode-off"]  # the server has it: it is linked
+    assert reader.signals == ["link-mode-on", "link-mode-off", "linked"]  # the server has it: it is linked
     assert client(demo, new["ref"])["client_id"] == "TAG4343"
     assert "the roster could not be updated" in caplog.text and "locked" in caplog.text
     assert "TAG4343" not in caplog.text and client_hash("TAG4343") in caplog.text

@@ -9,6 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from daemon.linkmode import (BUSY, Failure, FetchTarget, Linked, LinkMode, Log, RequestLink, RosterPut, Signal,
                              SignalName as S, State, Target)
+from daemon.patterns import Signal as FeedbackSignal
 from daemon.settings import LinkSettings
 
 SETTINGS = LinkSettings(timeout_s=60.0, confirm_s=10.0, staff_cards=("Staff01",))
@@ -52,6 +53,10 @@ def confirming(target: Target | None = TARGET, at: float = 0.0) -> tuple[LinkMod
     machine, sent = linking(target, at=at)
     assert signals(machine.server_result(sent.request, Failure.ID_EXISTS, at + 1)) == [S.CONFIRM_NEEDED]
     return machine, sent
+
+
+def test_every_signal_is_one_the_feedback_outputs_know():
+    assert {name.value for name in S} <= {name.value for name in FeedbackSignal}
 
 
 # ---- entering and leaving ---------------------------------------------------------------------------------------
@@ -190,7 +195,7 @@ def test_success_puts_the_tag_in_the_roster_and_leaves_link_mode():
     machine, sent = linking()
     actions = machine.server_result(sent.request, Linked("TAG9001", "active", True, "M1001"), 3.0)
     assert one(actions, RosterPut) == RosterPut("TAG9001", "active")
-    assert signals(actions) == [S.LINKED, S.LINK_MODE_OFF]
+    assert signals(actions) == [S.LINK_MODE_OFF, S.LINKED]
     assert actions.index(one(actions, RosterPut)) < actions.index(Signal(S.LINKED))  # roster first, then green
     assert machine.state is State.CHECKIN and machine.deadline is None
     result = [entry for entry in logs(actions) if entry.event == "linked"][0]
@@ -275,7 +280,7 @@ def test_two_scan_success_leaves_link_mode_with_the_tag_in_the_roster():
     machine, sent = linking(None)
     actions = machine.server_result(sent.request, Linked("TAG9001", "active", True, "M1002"), 3.0)
     assert one(actions, RosterPut) == RosterPut("TAG9001", "active")
-    assert signals(actions) == [S.LINKED, S.LINK_MODE_OFF]
+    assert signals(actions) == [S.LINK_MODE_OFF, S.LINKED]
 
 
 def test_the_server_not_knowing_the_client_asks_for_the_client_again():
@@ -318,7 +323,7 @@ def test_a_press_within_the_window_sends_the_link_again_with_replace(target, cli
     assert again.request != sent.request and machine.state is State.LINKING
     assert logs(actions)[0].reason == "replacing the client's ID"
     done = machine.server_result(again.request, Linked("TAG9001", "active", True, "OLD1"), 11.0)
-    assert signals(done) == [S.LINKED, S.LINK_MODE_OFF] and one(done, RosterPut).client_id == "TAG9001"
+    assert signals(done) == [S.LINK_MODE_OFF, S.LINKED] and one(done, RosterPut).client_id == "TAG9001"
 
 
 def test_the_confirmation_window_ends_link_mode_when_it_passes():
@@ -345,7 +350,7 @@ def test_a_press_after_the_window_does_not_replace_even_if_the_timer_was_late():
 def test_anything_but_a_press_aborts_the_replacement(abort):
     machine, _ = confirming()
     actions = abort(machine)
-    assert none_of(actions, RequestLink) and signals(actions)[-1] == S.LINK_MODE_OFF
+    assert none_of(actions, RequestLink) and signals(actions) == [S.LINK_MODE_OFF]
     assert not machine.is_active
 
 
@@ -353,25 +358,25 @@ def test_id_exists_again_after_replace_is_an_error():
     machine, _ = confirming()
     again = one(machine.press(2.0), RequestLink)
     actions = machine.server_result(again.request, Failure.ID_EXISTS, 3.0)
-    assert signals(actions) == [S.ERROR, S.LINK_MODE_OFF] and not machine.is_active
+    assert signals(actions) == [S.LINK_MODE_OFF, S.ERROR] and not machine.is_active
 
 
 def test_a_withdrawn_link_target_ends_link_mode_with_an_error():
     machine, sent = linking()
     actions = machine.server_result(sent.request, Failure.NO_LINK_TARGET, 3.0)
-    assert signals(actions) == [S.ERROR, S.LINK_MODE_OFF] and not machine.is_active
+    assert signals(actions) == [S.LINK_MODE_OFF, S.ERROR] and not machine.is_active
     assert logs(actions)[0].level == logging.ERROR
 
 
 def test_a_refused_request_ends_link_mode_with_an_error():
     machine, sent = linking()
-    assert signals(machine.server_result(sent.request, Failure.REFUSED, 3.0)) == [S.ERROR, S.LINK_MODE_OFF]
+    assert signals(machine.server_result(sent.request, Failure.REFUSED, 3.0)) == [S.LINK_MODE_OFF, S.ERROR]
 
 
 def test_a_refused_link_target_request_ends_link_mode_with_an_error():
     machine = LinkMode(SETTINGS)
     request = one(machine.press(0.0), FetchTarget).request
-    assert signals(machine.target_loaded(request, Failure.REFUSED, 1.0)) == [S.ERROR, S.LINK_MODE_OFF]
+    assert signals(machine.target_loaded(request, Failure.REFUSED, 1.0)) == [S.LINK_MODE_OFF, S.ERROR]
 
 
 # ---- offline -----------------------------------------------------------------------------------------------------
@@ -380,14 +385,14 @@ def test_link_mode_is_refused_when_the_server_is_unreachable():
     machine = LinkMode(SETTINGS)
     request = one(machine.press(0.0), FetchTarget).request
     actions = machine.target_loaded(request, Failure.OFFLINE, 3.0)
-    assert signals(actions) == [S.OFFLINE, S.LINK_MODE_OFF] and not machine.is_active
+    assert signals(actions) == [S.LINK_MODE_OFF, S.OFFLINE] and not machine.is_active
     assert none_of(actions, RequestLink, RosterPut)
 
 
 def test_a_link_that_cannot_reach_the_server_is_refused_not_queued():
     machine, sent = linking()
     actions = machine.server_result(sent.request, Failure.OFFLINE, 3.0)
-    assert signals(actions) == [S.OFFLINE, S.LINK_MODE_OFF] and not machine.is_active
+    assert signals(actions) == [S.LINK_MODE_OFF, S.OFFLINE] and not machine.is_active
     assert none_of(actions, RequestLink, RosterPut)
     assert machine.deadline is None  # nothing left to retry
 
@@ -441,7 +446,7 @@ def test_an_answer_to_an_abandoned_request_is_not_taken_for_the_current_one():
     machine.server_result(old.request, Failure.ID_EXISTS, 4.0)  # the first link's answer arrives now
     assert machine.state is State.LINKING
     done = machine.server_result(current.request, Linked("TAG2222", "active", True, None), 5.0)
-    assert signals(done) == [S.LINKED, S.LINK_MODE_OFF]
+    assert signals(done) == [S.LINK_MODE_OFF, S.LINKED]
 
 
 def test_a_target_answer_after_leaving_is_ignored():
@@ -535,11 +540,11 @@ def test_any_sequence_keeps_the_promises(steps):
         was_active, was_confirming = machine.is_active, machine.state is State.CONFIRM
         actions = _feed(machine, name, now, requests)
         if was_active and not machine.is_active:
-            assert signals(actions)[-1] == S.LINK_MODE_OFF
+            assert signals(actions)[0] == S.LINK_MODE_OFF
         for link in (a for a in actions if isinstance(a, RequestLink) and a.replace):
             assert was_confirming and name == "press"
         if machine.is_active:
             assert machine.deadline is not None and machine.deadline <= now + SETTINGS.timeout_s
     if machine.is_active:
-        assert signals(machine.tick(machine.deadline))[-1] == S.LINK_MODE_OFF
+        assert signals(machine.tick(machine.deadline)) == [S.LINK_MODE_OFF]
     assert not machine.is_active
