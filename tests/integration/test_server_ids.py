@@ -177,3 +177,8 @@ def test_integral_floats_count_as_integers(world):
     anna = world.add_client("Anna")
     reply = world.staff("POST", f"/v1/clients/{anna['ref']}/client-id/generate", json={"length": 9.0})
     assert reply.status_code == 200 and len(reply.json["client"]["client_id"]) == 9
+
+
+def test_a_blank_name_is_refused(world):
+    for blank in (" ", "\x1f", "\t "):
+        assert error_code(world.staff("POST", "/v1/clients", json={"name": blank})) == "invalid_request"
