@@ -254,13 +254,13 @@ class LinkMode:
         if result is Failure.ID_EXISTS and not self._link.replace:
             self.state, self._confirm_until = State.CONFIRM, now + self.settings.confirm_s
             return [Log("link needs confirmation", "the client already has another ID", self._link.tag,
-                        self._link.client_id), Signal(SignalName.CONFIRM_NEEDED)]
+                        self._linked_client()), Signal(SignalName.CONFIRM_NEEDED)]
         if result in (Failure.ID_TAKEN, Failure.INVALID_ID):
             return self._retry_with_another_tag(result, now)
         if result is Failure.CLIENT_NOT_FOUND and self._target is None:
             self.state, self._client, self._until = State.AWAIT_CLIENT, None, now + self.settings.timeout_s
             return [Log("link refused", "the server knows no client with this ID", self._link.tag,
-                        self._link.client_id, logging.WARNING), Signal(SignalName.UNKNOWN)]
+                        self._linked_client(), logging.WARNING), Signal(SignalName.UNKNOWN)]
         return self._failed(result, "link failed")
 
     # ---- steps -----------------------------------------------------------------------------------------------------
@@ -304,8 +304,11 @@ class LinkMode:
         self._until, self._confirm_until = now + self.settings.timeout_s, None
         reason = "replacing the client's ID" if link.replace else (
             "to the desk's link target" if self._target else "to the client scanned first")
-        client_id = self._target.client_id if self._target else link.client_id
-        return [Log("link attempt", reason, link.tag, client_id), link]
+        return [Log("link attempt", reason, link.tag, self._linked_client()), link]
+
+    def _linked_client(self) -> str | None:
+        """The current ID of the client the tag goes to (for the log): the desk's target or the one scanned."""
+        return self._target.client_id if self._target else self._link.client_id
 
     def _linked(self, result: Linked) -> list[Action]:
         reason = "replaced the client's ID" if result.previous_client_id and result.changed else (
@@ -319,7 +322,7 @@ class LinkMode:
         self._until = now + self.settings.timeout_s
         signal = SignalName.LINK_CONFLICT if failure is Failure.ID_TAKEN else SignalName.INVALID
         why = "the tag is another client's ID" if failure is Failure.ID_TAKEN else "the tag breaks the ID rules"
-        return [Log("link refused by the server", f"{failure.value}: {why}", self._link.tag, self._link.client_id,
+        return [Log("link refused by the server", f"{failure.value}: {why}", self._link.tag, self._linked_client(),
                     logging.WARNING), Signal(signal)]
 
     def _failed(self, failure: Failure, what: str) -> list[Action]:

@@ -308,10 +308,14 @@ def test_a_tag_against_the_id_rules_is_invalid_and_another_may_be_scanned():
     assert machine.state is State.AWAIT_TAG
 
 
-@pytest.mark.parametrize("target", [TARGET, None])
-def test_id_exists_asks_for_confirmation_for_ten_seconds(target):
-    machine, _ = confirming(target, at=100.0)
+@pytest.mark.parametrize("target, client_id", [(TARGET, "M1001"), (None, "M1002")])
+def test_id_exists_asks_for_confirmation_for_ten_seconds(target, client_id):
+    machine, sent = linking(target, at=100.0)
+    actions = machine.server_result(sent.request, Failure.ID_EXISTS, 101.0)
+    assert signals(actions) == [S.CONFIRM_NEEDED]
     assert machine.state is State.CONFIRM and machine.deadline == 111.0
+    asked = logs(actions)[0]
+    assert (asked.event, asked.tag, asked.client_id) == ("link needs confirmation", "TAG9001", client_id)
 
 
 @pytest.mark.parametrize("target, client_id", [(TARGET, None), (None, "M1002")])
