@@ -11,7 +11,7 @@ from flask import Blueprint, Response, request
 from server import service
 from server.app import body, context, require
 from server.errors import Gone
-from server.rules import parse_cursor
+from server.rules import RosterCursor, parse_cursor
 from server.serialize import id_change_json, link_target_json
 from server.storage import RosterSnapshot
 
@@ -47,7 +47,7 @@ def roster():
     ctx.prune_if_due(device.business_id)
     snapshot = ctx.store.roster_snapshot(device.business_id)
     try:
-        if cursor is not None and not snapshot.horizon <= cursor <= snapshot.seq:
+        if cursor.seq > snapshot.seq or (not cursor.full and cursor.seq < snapshot.horizon):
             raise Gone("cursor_expired", "the roster changed too much since this cursor: start a full sync")
         etag = _roster_etag(ctx.store.instance_id, device.business_id, snapshot, cursor, limit)
         if request.if_none_match.contains(etag):
@@ -63,18 +63,18 @@ def roster():
     return response
 
 
-def _roster_etag(instance: str, business_id: int, snapshot: RosterSnapshot, cursor: int | None, limit: int) -> str:
+def _roster_etag(instance: str, business_id: int, snapshot: RosterSnapshot, cursor: RosterCursor, limit: int) -> str:
     # The page is a function of these values alone, so equal tags mean equal bytes.
     state = f"{instance}:{business_id}:{snapshot.seq}:{snapshot.horizon}:{cursor}:{limit}"
     return hashlib.sha256(state.encode()).hexdigest()[:32]
 
 
-def _stream_page(snapshot: RosterSnapshot, cursor: int | None, limit: int) -> Iterator[str]:
+def _stream_page(snapshot: RosterSnapshot, cursor: RosterCursor, limit: int) -> Iterator[str]:
     """The page as JSON text, produced while the rows are read: memory stays flat whatever the limit."""
     try:
-        yield '{"reset": %s, "items": [' % ("true" if cursor is None else "false")
-        count, last, chunk, more = 0, cursor or 0, [], False
-        for entry in snapshot.entries(cursor or 0, limit + 1):
+        yield '{"reset": %s, "items": [' % ("true" if cursor.full else "false")
+        count, last, chunk, more = 0, cursor.seq, [], False
+        for entry in snapshot.entries(cursor.seq, limit + 1):
             if count == limit:
                 more = True
                 break
@@ -85,9 +85,10 @@ def _stream_page(snapshot: RosterSnapshot, cursor: int | None, limit: int) -> It
                 chunk = []
         if chunk:
             yield ("," if count > len(chunk) else "") + ",".join(chunk)
-        # On the last page the device has seen everything up to the snapshot's sequence number.
-        next_cursor = last if more else snapshot.seq
-        yield '], "next_cursor": "%d", "more": %s}' % (next_cursor, "true" if more else "false")
+        # On the last page the device has seen everything up to the snapshot's sequence number: from then on
+        # it reads deltas. Mid-way, a full sync's cursor stays a full-sync cursor.
+        next_cursor = RosterCursor(last, cursor.full) if more else RosterCursor(snapshot.seq, False)
+        yield '], "next_cursor": "%s", "more": %s}' % (next_cursor, "true" if more else "false")
     finally:
         snapshot.close()
 

@@ -113,13 +113,30 @@ def normalise_enrolment_code(code: str) -> str:
     return re.sub(r"[\s-]", "", code).upper()
 
 
-def parse_cursor(cursor: str | None) -> int | None:
-    """A roster cursor is the change sequence number the device has seen; None starts a full sync."""
+@dataclass(frozen=True)
+class RosterCursor:
+    """Where a roster read continues: after change `seq`, within a full sync (`f<seq>`) or as a delta (`<seq>`).
+
+    A full sync's own pages are exempt from the change-log horizon: a device building its roster from empty
+    needs no tombstone it missed, so a full sync that started below the horizon must still be able to finish.
+    """
+
+    seq: int = 0
+    full: bool = True
+
+    def __str__(self) -> str:
+        return f"f{self.seq}" if self.full else str(self.seq)
+
+
+def parse_cursor(cursor: str | None) -> RosterCursor:
+    """None starts a full sync; otherwise a value returned as next_cursor."""
     if cursor is None:
-        return None
-    if not cursor.isdigit() or len(cursor) > 18:
+        return RosterCursor()
+    full = cursor.startswith("f")
+    digits = cursor[1:] if full else cursor
+    if not digits.isdigit() or not digits.isascii() or len(digits) > 18:
         raise InvalidRequest("invalid_request", "cursor must be a value returned as next_cursor")
-    return int(cursor)
+    return RosterCursor(int(digits), full)
 
 
 def format_time(moment: datetime) -> str:

@@ -210,3 +210,17 @@ def test_relinking_a_client_by_its_current_id_needs_replace(world):
 def test_devices_are_listed_for_staff(world):
     devices = world.staff("GET", "/v1/devices").json["items"]
     assert [(d["id"], d["location_id"], d["name"]) for d in devices] == [(1, world.main, "front door")]
+
+
+def test_a_full_sync_finishes_even_when_it_starts_below_the_change_log_horizon(world):
+    for n in range(4):
+        world.add_client(f"C{n}", f"ID{n:03d}")
+    doomed = world.add_client("Doomed", "GONE1")
+    world.staff("DELETE", f"/v1/clients/{doomed['ref']}/client-id")  # the newest change is a tombstone...
+    world.clock.advance(days=31)
+    world.roster("0")  # ...pruned now: the horizon lies above every live row
+    first = world.roster(limit=2).json
+    assert first["more"] and first["next_cursor"].startswith("f")
+    entries, cursor, _ = _read_all(world, first["next_cursor"], limit=2)
+    assert sorted(e["client_id"] for e in first["items"] + entries) == [f"ID{n:03d}" for n in range(4)]
+    assert world.roster(cursor).json["reset"] is False

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from server.errors import InvalidRequest, RuleViolation
 from server.rules import (DEFAULT_ALPHABET, Policy, canonical_time, hash_secret, is_valid_id, new_enrolment_code,
-                          new_token, normalise_enrolment_code, normalise_id, parse_cursor, random_id, validate_id,
+                          new_token, normalise_enrolment_code, normalise_id, parse_cursor, RosterCursor, random_id, validate_id,
                           validate_policy)
 
 ALNUM = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=4, max_size=32)
@@ -72,9 +72,11 @@ def test_enrolment_codes_ignore_case_dashes_and_spaces():
     assert normalise_enrolment_code(code.lower().replace("-", " ")) == normalise_enrolment_code(code)
 
 
-def test_cursors_are_sequence_numbers():
-    assert parse_cursor(None) is None and parse_cursor("42") == 42
-    for bad in ("-1", "abc", "1" * 19):
+def test_cursors_are_full_sync_or_delta_sequence_numbers():
+    assert parse_cursor(None) == RosterCursor(0, full=True)
+    assert parse_cursor("42") == RosterCursor(42, full=False) and parse_cursor("f42") == RosterCursor(42, full=True)
+    assert str(RosterCursor(7, full=True)) == "f7" and str(RosterCursor(7, full=False)) == "7"
+    for bad in ("-1", "abc", "1" * 19, "f", "x42", "f-1", "٤٢"):
         with pytest.raises(InvalidRequest):
             parse_cursor(bad)
 
