@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from .errors import AuthRejected, ServerError
+from .errors import AuthRejected, Conflict, CursorExpired, RequestRejected, ServerError
 
 log = logging.getLogger("tagd.server")
 
@@ -44,6 +44,9 @@ class Connectivity:
         if isinstance(error, AuthRejected):
             self.auth_rejected = str(error)
             self.reachable = True  # it answered: the network is fine, our credentials are not
+            return
+        if isinstance(error, (RequestRejected, Conflict, CursorExpired)):
+            self.reachable = True  # it answered and refused this one request: scans are not decided offline
             return
         if self.reachable is not False:
             log.warning("server unreachable: %s", error)

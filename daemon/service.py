@@ -88,6 +88,7 @@ class Reader:
             thread.shutdown(timeout=SHUTDOWN_GRACE_S)
         if self._status_timer is not None:
             self._status_timer.cancel()  # it would read the stores closed below
+        self.write_status(running=False)  # `tagd status` must not take a stopped reader for a running one
         self.outbox.close()
         self.roster.close()
 
@@ -107,12 +108,13 @@ class Reader:
         if self._status_timer is None:
             self._status_timer = asyncio.get_running_loop().call_later(0.5, self.write_status)
 
-    def write_status(self) -> None:
+    def write_status(self, running: bool = True) -> None:
+        """status.json; `running=False` at close, with no pid: the process may live on (a reload, a test)."""
         self._status_timer = None
         c = self.connectivity
         report = self.sync.last_report if self.sync else None
         status = {
-            "pid": os.getpid(), "updated_at": time.time(), "decision_policy": self.settings.checkin.policy.value,
+            "pid": os.getpid() if running else None, "updated_at": time.time(), "decision_policy": self.settings.checkin.policy.value,
             "scanners": self.scanner_states,
             "server": {"url": self.settings.server.url, "reachable": c.reachable, "last_ok": c.last_ok,
                        "last_error": c.last_error, "auth_rejected": c.auth_rejected},
