@@ -49,6 +49,8 @@ class Player:
         self._tracks = [_Track(output) for output in outputs]
         self._scheduler = scheduler
         self.playing: str | None = None  # the last signal played (its pattern may have ended)
+        self.background: str | None = None  # a mode pattern (link mode) to return to after a short signal
+        self._return: Cancellable | None = None
 
     @property
     def outputs(self) -> list[Output]:
@@ -65,9 +67,35 @@ class Player:
             self._cancel(track)
             track.steps = timeline(roles.get(track.output.role, ()), track.output.hardware_blink)
             self._next(track)
+        self._return_to_background_after(signal, roles)
+
+    def set_background(self, signal: str | None) -> None:
+        """Hold `signal` (a mode such as link-mode-on) whenever no shorter signal is playing; None ends the mode.
+
+        Without this, the first scan's signal in link mode would cancel the mode's blinking for good and the
+        reader would look idle while still in link mode.
+        """
+        self.background = signal
+        if signal is not None:
+            self.play(signal)
+        elif self._return is not None:
+            self._return.cancel()
+            self._return = None
+
+    def _return_to_background_after(self, signal: str, roles: dict) -> None:
+        if self._return is not None:
+            self._return.cancel()
+            self._return = None
+        if self.background is None or signal == self.background:
+            return
+        lengths = [sum(step.ms for step in pattern) if all(step.ms is not None for step in pattern) else None
+                   for pattern in roles.values()]
+        if None not in lengths:  # a signal that holds its state never hands back to the mode
+            self._return = self._clock().call_later(max(lengths, default=0) / 1000.0, self.play, self.background)
 
     def stop(self) -> None:
         """Cancel what is playing and turn every output off."""
+        self.set_background(None)
         for track in self._tracks:
             self._cancel(track)
             self._show(track, OFF)

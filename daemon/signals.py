@@ -26,6 +26,9 @@ _OUTCOME_SIGNALS = {
 }
 
 
+MODE_SIGNALS = frozenset({Signal.LINK_MODE_ON, Signal.CONFIRM_NEEDED})
+
+
 def signal_for(decision: Decision) -> Signal:
     """The signal a decision shows. An acceptance decided without the server is shown as such."""
     if decision.outcome is Outcome.ACCEPTED and decision.offline:
@@ -64,8 +67,16 @@ class SignalFeedback:
         self.text.fault(message)
 
     def signal(self, name: str) -> None:
-        """A mode signal (link-mode-on, confirm-needed, linked, link-conflict, link-mode-off, offline, ...)."""
-        self.player.play(name)
+        """A mode signal (link-mode-on, confirm-needed, linked, link-conflict, link-mode-off, offline, ...).
+
+        link-mode-on and confirm-needed are modes: the lights return to them after each short signal, until
+        link-mode-off."""
+        if name in MODE_SIGNALS:
+            self.player.set_background(name)
+        else:
+            if name == Signal.LINK_MODE_OFF:
+                self.player.set_background(None)
+            self.player.play(name)
         line = getattr(self.text, "signal", None)
         if line is not None:
             line(name)

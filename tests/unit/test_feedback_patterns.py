@@ -178,3 +178,25 @@ def test_signal_feedback_without_terminal_logs(caplog):
         SignalFeedback(player).signal(Signal.LINKED)
         SignalFeedback(player).show(decision(Outcome.DUPLICATE))
     assert "feedback: linked" in caplog.text and "already checked in" in caplog.text
+
+
+def test_link_mode_lights_come_back_after_a_short_signal_and_stop_at_link_mode_off():
+    player, clock, (green, red, buzzer) = rig("green", "red", "buzzer", hardware_blink=True)
+    feedback = SignalFeedback(player)
+    feedback.signal("link-mode-on")
+    assert green.state == Blink(500, 500)
+    feedback.signal("link-conflict")  # a refused tag: red blinks for 2 s
+    assert red.state == Blink(100, 100) and green.state == OFF
+    clock.advance(2.0)
+    assert green.state == Blink(500, 500) and red.state == Blink(500, 500)  # back in link mode, visibly
+    feedback.signal("link-mode-off")
+    clock.advance(60.0)
+    assert green.state == OFF and red.state == OFF and player.background is None
+
+
+def test_a_held_signal_never_hands_back_to_the_mode():
+    player, clock, (green,) = rig("green", hardware_blink=True)
+    player.set_background("link-mode-on")
+    player.play("confirm-needed")  # holds until the next signal
+    clock.advance(120.0)
+    assert green.state == Blink(120, 120)
