@@ -21,6 +21,10 @@ class Debouncer:
         self._last_seen[key] = at
         return previous is not None and at - previous < self.window_s
 
+    def forget(self, client_id: str) -> None:
+        """A tag just linked at this reader: its next scan is a check-in, not a duplicate of the link scan."""
+        self._last_seen.pop(client_id.casefold(), None)
+
     def _forget_before(self, cutoff: float) -> None:
         if len(self._last_seen) < 64:
             return  # pruning a handful of entries costs more than it saves

@@ -68,3 +68,10 @@ def test_json_shape_has_the_documented_fields():
     body = pipeline().process(frame("A123", at=0.5)).as_json()
     assert body == {"source": "door", "device": "/dev/input/event0", "text": "A123", "outcome": "valid",
                     "reason": None, "client_id": "A123", "at": "1970-01-01T00:00:00.500+00:00"}
+
+
+def test_a_forgotten_id_checks_in_again_at_once():
+    p = pipeline()
+    p.process(frame("A123", at=0.0))
+    p.debouncer.forget("a123")
+    assert p.process(frame("A123", at=0.5)).kind is Kind.VALID
