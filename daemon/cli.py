@@ -113,7 +113,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     def reader(current):
         return bootstrap.make_reader(current, feedback)
 
-    asyncio.run(serve(settings, reader, lambda: bootstrap.load_settings(getattr(args, "config", None))))
+    def reload():
+        """SIGHUP: the new settings, checked as far as possible before the running reader is closed for them."""
+        current = bootstrap.load_settings(getattr(args, "config", None))
+        bootstrap.check_scanners(current)
+        bootstrap.read_token(current)
+        return current
+
+    asyncio.run(serve(settings, reader, reload))
     return EX_OK
 
 

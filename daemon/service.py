@@ -19,7 +19,7 @@ from .bootstrap import ScannerFactory, build_pipeline, build_scanner, build_scan
 from .checkin import CheckinDesk
 from .connectivity import Connectivity
 from .delivery import DeliveryWorker
-from .errors import ConfigError
+from .errors import ConfigError, TagdError
 from .outbox import Outbox
 from .roster import RosterCache
 from .rostersync import RosterSync, RosterSyncWorker
@@ -170,9 +170,14 @@ async def _reloaded(reader: Reader, make_reader, reload_settings) -> Reader:
     except ConfigError as exc:
         log.error("configuration reload refused, still running on the previous one: %s", exc)
         return reader
-    log.info("configuration reloaded from %s", settings.source)
     await reader.close()
-    new = make_reader(settings)
+    try:
+        new = make_reader(settings)
+    except (TagdError, OSError) as exc:  # e.g. a state directory that cannot be opened
+        log.error("configuration reload failed, back on the previous one: %s", exc)
+        new = make_reader(reader.settings)
+    else:
+        log.info("configuration reloaded from %s", settings.source)
     new.start()
     return new
 
