@@ -60,3 +60,26 @@ def test_scans_during_an_outage_are_decided_from_the_roster_and_delivered_once_i
     assert [c["offline"] for c in recorded][3:] == [True, True, True]
     assert [c["result"] for c in recorded] == ["accepted", "accepted", "inactive", "unknown_client", "accepted",
                                                "accepted"]
+
+
+def test_a_burst_of_scans_leaves_the_event_loop_free_between_scans(tmp_path):
+    settings = reader_settings(str(tmp_path / "state"))  # standalone: only the scan path runs
+    feedback = RecordingFeedback()
+    burst = [f"B{number:04d}" for number in range(10)]
+
+    async def scenario():
+        reader = make_reader(settings, feedback, fake_scanners)
+        reader.start()
+        try:
+            await asyncio.sleep(0)  # let the scanner and the desk start
+            for text in burst:
+                assert reader.scanners[0].scan(text)
+            seen_by_others: list[int] = []
+            asyncio.get_running_loop().call_soon(lambda: seen_by_others.append(len(feedback.decisions)))
+            await until(lambda: len(feedback.decisions) == len(burst), what="the burst")
+            return seen_by_others
+        finally:
+            await reader.close()
+
+    # Another callback (a scanner's read, a worker's reply) ran while the burst was being handled, not after it.
+    assert asyncio.run(scenario())[0] < len(burst)
