@@ -108,7 +108,7 @@ def scan_path(params: dict) -> dict:
 
 
 async def _scan_path(params: dict) -> dict:
-    """Frame in → pipeline → roster lookup → decision → outbox commit (fsync) → feedback, via a real Reader."""
+    """Frame → pipeline → roster lookup → decision → outbox commit (fsync) → feedback, via a real Reader."""
     from daemon import bootstrap
     from daemon.scan import Frame
     from daemon.service import Reader

@@ -8,6 +8,7 @@ sleep once per wake-up), CPU time (schedstat, ns) and the resident set are read 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -44,10 +45,12 @@ def measure(config_path: str, state_dir: str, log_path: str, idle_s: float, sett
             time.sleep(idle_s)
             after, window = _threads(daemon.pid), time.perf_counter() - began
             memory = proc_status(daemon.pid)
+            status = json.loads(Path(status_file).read_text())
         finally:
             daemon.send_signal(signal.SIGTERM)
             exit_status = daemon.wait(timeout=30)
-    return {"ready_s": ready_s, "window_s": window, "exit_status": exit_status, "rss_kb": memory["VmRSS"],
+    return {"ready_s": ready_s, "window_s": window, "exit_status": exit_status, "last_sync": status["last_sync"],
+            "server_reachable": status["server"]["reachable"], "rss_kb": memory["VmRSS"],
             "hwm_kb": memory["VmHWM"], **_idle_figures(before, after, window)}
 
 

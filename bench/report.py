@@ -64,7 +64,9 @@ GOALS = [
     Goal("idle_cpu", "idle CPU of `tagd run`", None, "%", lambda r: r["idle"]["cpu_percent"],
          lambda r: "schedstat run time of all threads / window"),
     Goal("idle_rss", "idle RSS of `tagd run`", 40, "MB", lambda r: r["idle"]["rss_kb"] / 1024,
-         lambda r: f"peak (VmHWM) {r['idle']['hwm_kb'] / 1024:.1f} MB"),
+         lambda r: f"peak (VmHWM) {r['idle']['hwm_kb'] / 1024:.1f} MB; the daemon's last sync: "
+                   f"{(r['idle']['last_sync'] or {}).get('kind', 'none')}, server reachable: "
+                   f"{r['idle']['server_reachable']}"),
 ]
 
 # Why a goal is missed, from profiling (cProfile of the reader's sync, of the server through Flask's test client,
