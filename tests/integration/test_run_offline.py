@@ -1,4 +1,4 @@
-"""`tagd run` through a server outage, in process: a Reader built by make_reader, fake scanners, the real server."""
+"""`tagd run` in process: a server outage, and the scan path under a burst (Reader by make_reader, fake scanners)."""
 
 from __future__ import annotations
 
