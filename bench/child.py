@@ -24,8 +24,9 @@ def _settings(params: dict):
 
     server = ServerSettings(url=params.get("url", ""), token_file=params.get("token_file", ""))
     # No start-up jitter: the first sync starts at once, so it is over before anything is measured.
+    sync = SyncSettings(jitter_s=0.0, page_size=params.get("page_size", SyncSettings.page_size))
     return Settings(source="<bench>", scanners=(StdinScannerSettings(name=SCANNER),), server=server,
-                    state=StateSettings(dir=params["state_dir"]), sync=SyncSettings(jitter_s=0.0))
+                    state=StateSettings(dir=params["state_dir"]), sync=sync)
 
 
 def roster_sync(params: dict) -> dict:

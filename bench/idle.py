@@ -88,6 +88,7 @@ def _idle_figures(before: dict, after: dict, window: float) -> dict:
     for tid, (name, vol, invol, ns) in after.items():
         _, vol0, invol0, ns0 = before.get(tid, (name, 0, 0, 0))
         voluntary, involuntary, cpu_ns = voluntary + vol - vol0, involuntary + invol - invol0, cpu_ns + ns - ns0
-        by_thread[name] = by_thread.get(name, 0) + (vol - vol0) / window
+        if vol > vol0:  # Python's thread names are not the kernel's: tell the threads apart by tid
+            by_thread[f"{tid} ({name})"] = (vol - vol0) / window
     return {"wakeups_per_s": voluntary / window, "involuntary_per_s": involuntary / window,
             "wakeups_by_thread": by_thread, "cpu_percent": cpu_ns / 1e9 / window * 100, "threads": len(after)}
