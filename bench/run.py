@@ -53,8 +53,9 @@ METHOD = """
   `add_client` numbers them). The result is cached in `bench/.cache/` and copied for each run.
 - **Full and delta sync** run `bootstrap.sync_roster_now` (what `tagd sync` runs without a daemon) in a fresh
   process, which reports its own `ru_maxrss` and `VmHWM`, with the default `sync.page_size` (1000); the full
-  sync runs once more with 5000, the largest page the contract allows (a configuration may choose it). The delta follows changes made through the server's
-  storage layer: 70 % status flips, 20 % new clients, 10 % IDs replaced (a tombstone and a new ID each).
+  sync runs once more with 5000, the largest page the contract allows (a configuration may choose it). The
+  delta follows changes made through the server's storage layer: 70 % status flips, 20 % new clients, 10 % IDs
+  replaced (a tombstone and a new ID each).
 - **Scan → durable commit**: a real `Reader` (as `make_reader` builds it, with the synced roster) gets frames
   from an injected scanner; the time runs from the frame handed to the reader's sink to `feedback.show()`,
   which the desk calls only after `Outbox.record()` has committed (synchronous=FULL, WAL fsynced). Scans are
