@@ -125,13 +125,14 @@ def client_factory(settings: Settings, token: str | None) -> Callable[[], object
 
 
 def make_reader(settings: Settings, feedback, scanner_factory: ScannerFactory = build_scanner,
-                environ: Mapping[str, str] = os.environ):
+                environ: Mapping[str, str] = os.environ, button_factory=None):
     """Everything `tagd run` runs for one configuration (also used by `tagd demo` and the tests)."""
     from .service import Reader
 
     check_scanners(settings)
     check_ca_file(settings)
-    return Reader(settings, feedback, client_factory(settings, read_token(settings, environ)), scanner_factory)
+    return Reader(settings, feedback, client_factory(settings, read_token(settings, environ)), scanner_factory,
+                  button_factory)
 
 
 def sync_roster_now(settings: Settings):

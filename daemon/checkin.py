@@ -16,7 +16,7 @@ from .outbox import CheckinEvent, Outbox
 from .pipeline import ScanPipeline
 from .roster import RosterCache
 from .connectivity import Connectivity
-from .scan import Frame, Kind
+from .scan import Frame, Kind, ScanResult
 from .settings import CheckinSettings, DecisionPolicy
 
 log = logging.getLogger("tagd.checkin")
@@ -27,20 +27,25 @@ class CheckinDesk:
 
     def __init__(self, pipeline: ScanPipeline, roster: RosterCache, outbox: Outbox, connectivity: Connectivity,
                  settings: CheckinSettings, feedback, on_recorded: Callable[[], None] = lambda: None,
-                 refresh_roster: Callable[[], Awaitable[object]] | None = None):
+                 refresh_roster: Callable[[], Awaitable[object]] | None = None,
+                 divert: Callable[[ScanResult], bool] = lambda scan: False):
         self.pipeline, self.roster, self.outbox = pipeline, roster, outbox
+        self.divert = divert  # link mode takes scans (and staff cards) away from check-in by returning True
         self.connectivity, self.settings, self.feedback = connectivity, settings, feedback
         self.on_recorded, self.refresh_roster = on_recorded, refresh_roster
-        self.frames: asyncio.Queue[Frame] = asyncio.Queue()
+        self.frames: asyncio.Queue[Frame | Callable[[], None]] = asyncio.Queue()
 
     def submit(self, frame: Frame) -> None:
         """The drivers' sink: queue the frame; scans are handled one at a time, in arrival order."""
         self.frames.put_nowait(frame)
 
+    def post(self, action: Callable[[], None]) -> None:
+        """Queue a button gesture behind the scans that came before it, so inputs act in the order they came."""
+        self.frames.put_nowait(action)
+
     async def run(self) -> None:
         while True:
-            frame = await self.frames.get()
-            await self.handle(frame)
+            await self._next(await self.frames.get())
             # get() does not yield while frames are queued: without this a burst would hold the loop, and with
             # it the scanners' reads and the workers' replies, until the last frame of the burst is handled.
             await asyncio.sleep(0)
@@ -48,10 +53,18 @@ class CheckinDesk:
     async def drain(self) -> None:
         """Handle what is already queued (at shutdown: scans that arrived must not be dropped)."""
         while not self.frames.empty():
-            await self.handle(self.frames.get_nowait())
+            await self._next(self.frames.get_nowait())
+
+    async def _next(self, item: Frame | Callable[[], None]) -> None:
+        if isinstance(item, Frame):
+            await self.handle(item)
+        else:
+            item()
 
     async def handle(self, frame: Frame) -> Decision | None:
         scan = self.pipeline.process(frame)
+        if self.divert(scan):
+            return None
         offline = self.connectivity.offline
         if scan.kind is Kind.VALID and self.settings.policy is DecisionPolicy.ONLINE:
             offline = not await self._refreshed()

@@ -105,10 +105,12 @@ def format_devices(rows: list[dict]) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = bootstrap.load_settings(getattr(args, "config", None))
     setup_logging(settings.logging.level)
-    from .feedback import LogFeedback, TerminalFeedback
+    from drivers.outputs import TerminalOutput
+
+    from .feedback import LogFeedback
     from .service import serve
 
-    feedback = TerminalFeedback() if args.feedback == "terminal" else LogFeedback()
+    feedback = TerminalOutput(sys.stdout) if args.feedback == "terminal" else LogFeedback()
 
     def reader(current):
         return bootstrap.make_reader(current, feedback)

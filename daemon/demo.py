@@ -14,9 +14,8 @@ import tempfile
 from dataclasses import replace
 
 from .bootstrap import build_scanner, make_reader, sync_roster_now
-from .feedback import TerminalFeedback
 from .service import serve
-from .settings import ServerSettings, Settings, StateSettings, StdinScannerSettings, SyncSettings
+from .settings import ButtonSettings, ServerSettings, Settings, StateSettings, StdinScannerSettings, SyncSettings
 
 
 def prepare(data_dir: str) -> tuple[Settings, dict, object]:
@@ -35,6 +34,7 @@ def prepare(data_dir: str) -> tuple[Settings, dict, object]:
     with os.fdopen(fd, "w") as file:
         file.write(enrolment.token + "\n")
     settings = Settings(source="<demo>", scanners=(StdinScannerSettings(name="terminal"),), server=server_settings,
+                        button=ButtonSettings(kind="fake"),
                         state=StateSettings(dir=os.path.join(data_dir, "state")),
                         sync=replace(SyncSettings(), jitter_s=0.0, interval_s=30.0))
     sync_roster_now(settings)  # the first scans should find the members already known
@@ -46,12 +46,42 @@ def banner(seed: dict, data_dir: str) -> str:
     return (f"tagd demo · reference server and reader running, data in {data_dir}\n"
             f"Type a client ID and Enter. Try {', '.join(active)} (members), {seed['inactive_client_id']} "
             f"(inactive), ZZZZ9 (unknown), the same ID twice, or 'a-b'.\n"
+            f"Link mode: '{STAFF_PRESS}' presses the staff button, then scan the member's ID and the new tag, and "
+            f"'{STAFF_PRESS}' again to confirm replacing their ID ('{STAFF_HOLD}' holds the button: cancel).\n"
             "Ctrl-D or Ctrl-C ends the demo.\n")
 
 
-class _EndsDemo:
-    """The terminal scanner, except that end of input (Ctrl-D) ends the demo."""
+STAFF_PRESS, STAFF_HOLD = "!", "!!"  # not client IDs (those are alphanumeric), so they cannot collide with a scan
 
+
+class DemoTerminal:
+    """The demo's terminal: each line is a scan, except '!' (a short press of the staff button) and '!!' (a long
+    press, which cancels link mode). End of input (Ctrl-D) ends the demo."""
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.button = None
+
+    def scanner(self, settings, sink, on_status):
+        def lines(frame) -> None:
+            if frame.text.strip() == STAFF_PRESS and self.button is not None:
+                self.button.press()
+            elif frame.text.strip() == STAFF_HOLD and self.button is not None:
+                self.button.hold(self.button_settings.long_press_s)
+            else:
+                sink(frame)
+
+        return _EndsDemo(build_scanner(settings, lines, on_status), self.stop)
+
+    def make_button(self, settings, on_gesture, on_status=None, *, scheduler=None):
+        from drivers.button import FakeButton
+
+        self.button_settings = settings
+        self.button = FakeButton(settings, on_gesture, scheduler)
+        return self.button
+
+
+class _EndsDemo:
     def __init__(self, inner, stop: asyncio.Event):
         self.inner, self.stop, self.name = inner, stop, inner.name
 
@@ -76,7 +106,8 @@ def run_demo(data_dir: str | None = None) -> int:
 
 
 async def _serve(settings: Settings) -> None:
-    stop = asyncio.Event()
-    factory = lambda s, sink, status: _EndsDemo(build_scanner(s, sink, status), stop)  # noqa: E731
-    feedback = TerminalFeedback()
-    await serve(settings, lambda s: make_reader(s, feedback, factory), lambda: settings, stop)
+    from drivers.outputs import TerminalOutput
+
+    terminal, feedback = DemoTerminal(), TerminalOutput(sys.stdout)
+    await serve(settings, lambda s: make_reader(s, feedback, terminal.scanner, button_factory=terminal.make_button),
+                lambda: settings, terminal.stop)

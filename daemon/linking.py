@@ -68,14 +68,14 @@ class LinkCoordinator:
     """Runs one reader's LinkMode.
 
     `executor` must run one job at a time (a WorkerThread): `client` is used from it only. `connectivity` learns
-    from every answer. `after_link` is called on the loop once a link is in the roster: wire it to the roster
+    from every answer. `after_link(new_id)` is called on the loop once a link is in the roster: wire it to the roster
     sync's `request`, so that an ID the link replaced leaves the roster now, not at the next periodic sync.
     `clock` defaults to `loop.time` (monotonic), the clock of the loop's timers.
     """
 
     def __init__(self, machine: LinkMode, client: LinkClient, executor: Executor, roster: RosterCache,
                  feedback: SignalSink, connectivity: Connectivity | None = None,
-                 after_link: Callable[[], None] = lambda: None, clock: Callable[[], float] | None = None,
+                 after_link: Callable[[str], None] = lambda client_id: None, clock: Callable[[], float] | None = None,
                  loop: asyncio.AbstractEventLoop | None = None):
         self.machine, self.client, self.executor, self.roster = machine, client, executor, roster
         self.feedback, self.connectivity, self.after_link = feedback, connectivity, after_link
@@ -194,7 +194,7 @@ class LinkCoordinator:
             # The server has the link; the next roster sync brings it, only the immediate check-in is lost.
             log.error("link mode: linked, but the roster could not be updated: %s",
                       str(result).replace(client_id, client_hash(client_id)))
-        self.after_link()
+        self.after_link(client_id)
 
     def _submit(self, job: Callable[[], object], done: Callable[[object], None]) -> None:
         future = self.loop.run_in_executor(self.executor, job)

@@ -14,12 +14,13 @@ import signal
 import time
 from collections.abc import Callable
 
-from . import sqlite_util
+from . import privacy, sqlite_util
 from .bootstrap import ScannerFactory, build_pipeline, build_scanner, build_scanners
 from .checkin import CheckinDesk
 from .connectivity import Connectivity
 from .delivery import DeliveryWorker
 from .errors import ConfigError, TagdError
+from .frontpanel import FrontPanel
 from .outbox import Outbox
 from .roster import RosterCache
 from .rostersync import RosterSync, RosterSyncWorker
@@ -36,10 +37,11 @@ class Reader:
     """One configuration's running reader. `client_factory()` makes a server client (one per worker thread)."""
 
     def __init__(self, settings: Settings, feedback, client_factory: Callable[[], object] | None,
-                 scanner_factory: ScannerFactory = build_scanner):
+                 scanner_factory: ScannerFactory = build_scanner, button_factory=None):
         self.settings = settings
         os.makedirs(settings.state.dir, exist_ok=True)
         sqlite_util.log_sqlite_version()
+        privacy.set_key(privacy.load_or_create_key(os.path.join(settings.state.dir, "hash.key")))
         self.roster = RosterCache(os.path.join(settings.state.dir, "roster.db"))
         self.outbox = Outbox(os.path.join(settings.state.dir, "outbox.db"))
         self.connectivity = Connectivity()
@@ -48,9 +50,14 @@ class Reader:
         self.delivery = self.sync = None
         if client_factory is not None:
             self._start_workers(client_factory)
-        self.desk = CheckinDesk(build_pipeline(settings), self.roster, self.outbox, self.connectivity,
-                                settings.checkin, feedback, on_recorded=self._recorded,
-                                refresh_roster=self.sync.sync_once if self.sync else None)
+        pipeline = build_pipeline(settings)
+        self.panel = FrontPanel(settings, self.roster, self.connectivity, client_factory,
+                                after_link=lambda tag: self._linked(pipeline, tag),
+                                on_status=self._scanner_status, post=lambda action: self.desk.post(action),
+                                text=feedback, button_factory=button_factory)
+        self.desk = CheckinDesk(pipeline, self.roster, self.outbox, self.connectivity,
+                                settings.checkin, self.panel.feedback, on_recorded=self._recorded,
+                                refresh_roster=self.sync.sync_once if self.sync else None, divert=self.panel.take)
         self.scanners = build_scanners(settings, self.desk.submit, self._scanner_status, scanner_factory)
         self.tasks: list[asyncio.Task] = []
         self._status_timer: asyncio.TimerHandle | None = None
@@ -65,7 +72,7 @@ class Reader:
                                      on_change=self.schedule_status)
 
     def start(self) -> None:
-        jobs = [self.desk.run()] + [s.run() for s in self.scanners]
+        jobs = [self.desk.run(), self.panel.run()] + [s.run() for s in self.scanners]
         if self.delivery:
             jobs += [self.delivery.run(), self.sync.run()]
             self.delivery.wake()  # whatever is still queued from before a restart goes out now
@@ -81,6 +88,7 @@ class Reader:
             except Exception:
                 log.exception("closing scanner %s failed", scanner.name)
         await self.desk.drain()
+        await self.panel.close()
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -91,6 +99,11 @@ class Reader:
         self.write_status(running=False)  # `tagd status` must not take a stopped reader for a running one
         self.outbox.close()
         self.roster.close()
+
+    def _linked(self, pipeline, tag: str) -> None:
+        pipeline.debouncer.forget(tag)  # the member's next scan of the new tag is a check-in, not a duplicate
+        if self.sync:
+            self.sync.request()  # an ID the link replaced leaves the roster now
 
     def _recorded(self) -> None:
         if self.delivery:
@@ -148,7 +161,8 @@ async def serve(settings: Settings, make_reader: Callable[[Settings], Reader],
     stop, reload = stop or asyncio.Event(), asyncio.Event()
     reader = make_reader(settings)
     handlers = {signal.SIGTERM: stop.set, signal.SIGINT: stop.set, signal.SIGHUP: reload.set,
-                signal.SIGUSR1: lambda: reader.sync.request() if reader.sync else None}
+                signal.SIGUSR1: lambda: reader.sync.request() if reader.sync else None,
+                signal.SIGUSR2: lambda: reader.panel.link_command()}
     for signum, handler in handlers.items():
         loop.add_signal_handler(signum, handler)
     reader.start()

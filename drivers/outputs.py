@@ -197,9 +197,13 @@ class FakeOutput:
         self.closed = True
 
 
-_SIGNAL_LINES = {  # mode signals as the demo terminal shows them: text and colour (ANSI SGR)
-    Signal.OFFLINE: ("server unreachable: deciding from the local roster", "33"),
-    Signal.LINK_MODE_ON: ("LINK MODE · scan a tag to link it", "1;36"),
+_SIGNAL_LINES = {  # signals as the demo terminal shows them (link mode sends them): text and colour (ANSI SGR)
+    Signal.OFFLINE: ("LINK REFUSED · server unreachable (links need the server)", "1;31"),
+    Signal.LINK_MODE_ON: ("LINK MODE · scan the new tag (member chosen at the desk) or the member's ID first", "1;36"),
+    Signal.ACCEPTED: ("LINK MODE · member found: now scan the new tag", "36"),
+    Signal.UNKNOWN: ("LINK MODE · no member has this ID", "33"),
+    Signal.DUPLICATE: ("LINK MODE · that is already the member's tag", "33"),
+    Signal.DENIED: ("LINK MODE · busy: wait for the server's answer", "33"),
     Signal.LINK_MODE_OFF: ("link mode off", "36"),
     Signal.CONFIRM_NEEDED: ("LINK MODE · press the button to confirm", "1;36"),
     Signal.LINKED: ("LINKED", "1;32"),

@@ -195,7 +195,7 @@ def test_two_scans_and_a_confirming_press_replace_the_clients_id(demo, roster):
     async def story(reader: Reader) -> None:
         syncer = RosterSyncWorker(RosterSync(roster, reader.client, 100), SyncSettings(interval_s=3600, jitter_s=0),
                                   reader.connectivity, reader.thread)
-        reader.link.after_link = syncer.request
+        reader.link.after_link = lambda client_id: syncer.request()
         sync_task = asyncio.create_task(syncer.run())
         reader.link.press()
         await reader.settled()
@@ -304,7 +304,7 @@ def test_a_link_the_roster_cannot_store_is_still_linked_and_the_failure_logged(d
     synced = []
 
     async def story(reader: Reader) -> None:
-        reader.link.after_link = lambda: synced.append(True)
+        reader.link.after_link = lambda client_id: synced.append(client_id)
         reader.link.press()
         await reader.settled()
         other = sqlite3.connect(path, isolation_level=None)
@@ -323,7 +323,7 @@ def test_a_link_the_roster_cannot_store_is_still_linked_and_the_failure_logged(d
     assert client(demo, new["ref"])["client_id"] == "TAG4343"
     assert "the roster could not be updated" in caplog.text and "locked" in caplog.text
     assert "TAG4343" not in caplog.text and client_hash("TAG4343") in caplog.text
-    assert synced == [True]  # the sync asked for afterwards brings the tag
+    assert synced == ["TAG4343"]  # the sync asked for afterwards brings the tag
 
 
 def test_stopping_the_reader_in_link_mode_turns_link_mode_off(demo, roster):
