@@ -69,7 +69,8 @@ class Site:
         self.url = self.handle.url
         self.port = int(self.url.rsplit(":", 1)[1])
         with ServerClient(ServerSettings(url=self.url)) as client:
-            self.token = client.enrol(self.seed["enrolment_code"]["code"], "hw-test", "test reader").token
+            enrolment = client.enrol(self.seed["enrolment_code"]["code"], "hw-test", "test reader")
+        self.token, self.device_id = enrolment.token, enrolment.device_id
         self.token_file = os.path.join(root, "token")
         with open(self.token_file, "w") as file:
             file.write(self.token + "\n")
@@ -113,6 +114,13 @@ class Site:
             assert tx.prune_tombstones(self.business_id, future) == 1
         return victim
 
+    def office(self, method: str, path: str, **kwargs) -> requests.Response:
+        """A back-office request as the front desk's staff makes it."""
+        with requests.Session() as session:
+            session.trust_env = False
+            return session.request(method, f"{self.url}{path}", timeout=10,
+                                   headers={"Authorization": f"Bearer {self.seed['staff_token']}"}, **kwargs)
+
     def checkins(self) -> list[dict]:
         """The server's check-in list (GET /v1/checkins as the staff sees it), in the order it recorded them."""
         items, after = [], 0
@@ -141,12 +149,16 @@ class RecordingFeedback:
     def __init__(self):
         self.decisions: list[Decision] = []
         self.faults: list[str] = []
+        self.signals: list[str] = []  # link mode's signals (link-mode-on, linked, ...)
 
     def show(self, decision: Decision) -> None:
         self.decisions.append(decision)
 
     def fault(self, message: str) -> None:
         self.faults.append(message)
+
+    def signal(self, name: str) -> None:
+        self.signals.append(name)
 
     def outcomes(self) -> list[tuple[str, str, bool]]:
         return [(d.scan.client_id, d.outcome.value, d.offline) for d in self.decisions]
