@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from . import api_types
 from .backoff import Backoff
 from .connectivity import Connectivity
-from .errors import AuthRejected, RequestRejected, ServerError
+from .errors import AuthRejected, RequestRejected, ServerError, StoreError
 from .outbox import CheckinEvent, Outbox
 from .settings import DeliverySettings
 
@@ -54,11 +54,18 @@ class DeliveryWorker:
 
     async def _deliver_one_batch(self) -> bool:
         """Send the oldest batch. True when there may be more to send right away."""
-        batch = await self._in_worker(self.outbox.pending, self.settings.batch_size)
-        if not batch:
-            return False
         try:
+            batch = await self._in_worker(self.outbox.pending, self.settings.batch_size)
+            if not batch:
+                return False
             await self._send(batch)
+        except StoreError as exc:
+            # The outbox could not be read or updated (disk full, I/O error). The events stay where they are;
+            # delivery must not end for it, so wait and try again (a resend is answered `duplicate`).
+            delay = self.backoff.next_delay()
+            log.error("delivery paused: the outbox failed (%s); retrying in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+            return True
         except AuthRejected as exc:
             self.connectivity.failed(exc)
             log.error("delivery stopped, %d check-ins kept queued: the server rejected the token (%s)",
