@@ -29,7 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
 MIRROR = "http://deb.debian.org/debian"
-FORMAT = 4  # bump when the layout of the built assets changes, so old caches are rebuilt
+FORMAT = 5  # bump when the layout of the built assets changes, so old caches are rebuilt
 
 # Loaded in this order (dependencies first, resolved from .modinfo) by the initramfs.
 GUEST_MODULES = ("netfs", "9pnet", "9pnet_virtio", "9p", "overlay", "configfs", "evdev", "uinput",
@@ -241,7 +241,9 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 for module in $(cat /modules/order); do insmod /modules/$module || echo "tagd-vm: insmod $module failed"; done
 mkdir -p /lower /rw /newroot
-mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=524288 rootfs /lower || exec sh
+# cache=loose: the host's root is read-only for the guest, so caching its files and metadata is safe, and it
+# makes Python's imports over 9p several times faster.
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=524288,cache=loose rootfs /lower || exec sh
 mount -t tmpfs -o size=75% tmpfs /rw
 mkdir -p /rw/upper /rw/work
 mount -t overlay overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work /newroot || exec sh

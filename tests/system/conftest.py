@@ -92,7 +92,7 @@ class GuestSession:
     def script(self) -> str:
         """The guest's pytest run: this interpreter, this checkout, these node ids."""
         arguments = [sys.executable, "-m", "pytest", "--run-system", "-p", "no:cacheprovider",
-                     "-p", "tests.system.guest_report", "-rA", "-v", *self.nodeids]
+                     "-p", "tests.system.guest_report", "-rA", "-v", "--durations=0", *self.nodeids]
         return (f"cd {shlex.quote(str(self.rootdir))}\nexport {GUEST_ENV}=1 PYTHONDONTWRITEBYTECODE=1 "
                 f"TAGD_SYSTEM_RESULTS={GUEST_SHARE}/results.jsonl\n{shlex.join(arguments)}\n")
 
