@@ -7,8 +7,10 @@ fsync. The record is committed *before* feedback: a green light is a promise tha
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from .decision import Decision, decide
 from .errors import TagdError
@@ -22,15 +24,25 @@ from .settings import CheckinSettings, DecisionPolicy
 log = logging.getLogger("tagd.checkin")
 
 
+class LinkPanel(Protocol):
+    """Link mode as the desk sees it (daemon.frontpanel.FrontPanel)."""
+
+    async def settle(self) -> None:
+        """Return once link mode has the server's answer to what came before."""
+
+    def take(self, scan: ScanResult) -> bool:
+        """True when link mode takes the scan away from check-in (link mode is on, or a staff card)."""
+
+
 class CheckinDesk:
     """Decides and records check-ins. `feedback` shows the decision (lights, beeper, terminal)."""
 
     def __init__(self, pipeline: ScanPipeline, roster: RosterCache, outbox: Outbox, connectivity: Connectivity,
                  settings: CheckinSettings, feedback, on_recorded: Callable[[], None] = lambda: None,
                  refresh_roster: Callable[[], Awaitable[object]] | None = None,
-                 divert: Callable[[ScanResult], bool] = lambda scan: False):
+                 link: LinkPanel | None = None):
         self.pipeline, self.roster, self.outbox = pipeline, roster, outbox
-        self.divert = divert  # link mode takes scans (and staff cards) away from check-in by returning True
+        self.link = link
         self.connectivity, self.settings, self.feedback = connectivity, settings, feedback
         self.on_recorded, self.refresh_roster = on_recorded, refresh_roster
         self.frames: asyncio.Queue[Frame | Callable[[], None]] = asyncio.Queue()
@@ -39,7 +51,7 @@ class CheckinDesk:
         """The drivers' sink: queue the frame; scans are handled one at a time, in arrival order."""
         self.frames.put_nowait(frame)
 
-    def post(self, action: Callable[[], None]) -> None:
+    def post(self, action: Callable[[], Awaitable[None] | None]) -> None:
         """Queue a button gesture behind the scans that came before it, so inputs act in the order they came."""
         self.frames.put_nowait(action)
 
@@ -58,12 +70,14 @@ class CheckinDesk:
     async def _next(self, item: Frame | Callable[[], None]) -> None:
         if isinstance(item, Frame):
             await self.handle(item)
-        else:
-            item()
+        elif inspect.isawaitable(result := item()):
+            await result
 
     async def handle(self, frame: Frame) -> Decision | None:
+        if self.link is not None:
+            await self.link.settle()
         scan = self.pipeline.process(frame)
-        if self.divert(scan):
+        if self.link is not None and self.link.take(scan):
             return None
         offline = self.connectivity.offline
         if scan.kind is Kind.VALID and self.settings.policy is DecisionPolicy.ONLINE:

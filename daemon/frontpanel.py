@@ -52,17 +52,28 @@ class FrontPanel:
 
     def link_command(self) -> None:
         """`tagd link`: link mode on, as a press would."""
-        if self.link is not None:
-            self.post(self.link.command)
+        self.post(lambda: self._act_on(None))
 
-    def _act_on(self, gesture: Gesture) -> None:
+    async def _act_on(self, gesture: Gesture | None) -> None:
         if self.link is None:
             log.warning("staff button pressed, but link mode needs a server and none is configured")
             self.feedback.signal(Signal.ERROR)
+            return
+        await self.settle()  # like a scan, a press acts on the answer to what came before it
+        if gesture is None:
+            self.link.command()
         elif gesture is Gesture.LONG_PRESS:
             self.link.long_press()
         else:
             self.link.press()
+
+    async def settle(self) -> None:
+        """Wait while link mode waits for the server (its link target, a link, the roster write after it).
+
+        The desk calls this before each scan: a tag scanned right after the button press is then linked rather
+        than refused as too early, and the first scan of a tag just linked is a check-in, not a duplicate."""
+        if self.link is not None:
+            await self.link.drain()
 
     def take(self, scan: ScanResult) -> bool:
         """True when link mode took the scan (link mode is on, or it is a staff card)."""

@@ -31,6 +31,7 @@ from .workers import WorkerThread
 log = logging.getLogger("tagd")
 
 SHUTDOWN_GRACE_S = 1.0  # how long a worker thread in the middle of a request may delay the exit
+FLUSH_S = 0.5  # at shutdown, how long queued check-ins may still be delivered (SIGTERM must finish within 2 s)
 
 
 class Reader:
@@ -57,7 +58,7 @@ class Reader:
                                 text=feedback, button_factory=button_factory)
         self.desk = CheckinDesk(pipeline, self.roster, self.outbox, self.connectivity,
                                 settings.checkin, self.panel.feedback, on_recorded=self._recorded,
-                                refresh_roster=self.sync.sync_once if self.sync else None, divert=self.panel.take)
+                                refresh_roster=self.sync.sync_once if self.sync else None, link=self.panel)
         self.scanners = build_scanners(settings, self.desk.submit, self._scanner_status, scanner_factory)
         self.tasks: list[asyncio.Task] = []
         self._status_timer: asyncio.TimerHandle | None = None
@@ -89,6 +90,7 @@ class Reader:
                 log.exception("closing scanner %s failed", scanner.name)
         await self.desk.drain()
         await self.panel.close()
+        await self._flush_queue()
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -99,6 +101,15 @@ class Reader:
         self.write_status(running=False)  # `tagd status` must not take a stopped reader for a running one
         self.outbox.close()
         self.roster.close()
+
+    async def _flush_queue(self) -> None:
+        """While the server answers, give the last scans a moment to go out (the queue keeps what does not)."""
+        if self.delivery is None or self.connectivity.reachable is not True:
+            return
+        self.delivery.wake()
+        deadline = time.monotonic() + FLUSH_S
+        while self.outbox.depth() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
 
     def _linked(self, pipeline, tag: str) -> None:
         pipeline.debouncer.forget(tag)  # the member's next scan of the new tag is a check-in, not a duplicate

@@ -49,3 +49,16 @@ def test_demo_shows_each_outcome_and_the_server_records_the_checkins(tmp_path):
                         "DENIED · unknown tag, please see the desk — ZZZZ9", "already checked in — M1001"]
     assert server_checkins(data_dir) == [("M1001", "accepted"), ("M1007", "inactive"), ("ZZZZ9", "unknown_client")]
     assert b"Traceback" not in proc.stderr.read()
+
+
+def test_ctrl_d_right_after_the_last_scan_still_delivers_it_and_link_mode_works(tmp_path):
+    data_dir = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if k not in ("TAGD_CONFIG", "NO_COLOR")}
+    script = b"M1002\n!\nM1005\nNEWTAG77\n!\nNEWTAG77\n"  # check in; link a new tag to M1005; check it in
+    proc = subprocess.run([*TAGD, "demo", "--data-dir", str(data_dir)], input=script, capture_output=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    out = proc.stdout.decode()
+    assert "LINK MODE · member found: now scan the new tag" in out and "LINKED" in out
+    assert out.rstrip().endswith("WELCOME — NEWTAG77")
+    assert server_checkins(data_dir) == [("M1002", "accepted"), ("NEWTAG77", "accepted")]
