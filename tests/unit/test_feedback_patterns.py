@@ -168,7 +168,9 @@ def test_signal_feedback_plays_and_writes_a_line_for_decisions_modes_and_faults(
     feedback.signal(Signal.LINK_MODE_ON)
     feedback.fault("roster store unreadable")
     assert player.playing == Signal.ERROR and red.state == ON
-    assert stream.getvalue().splitlines() == ["WELCOME — M123 · offline", "LINK MODE · scan a tag to link it",
+    assert stream.getvalue().splitlines() == ["WELCOME — M123 · offline",
+                                              "LINK MODE · scan the new tag (member chosen at the desk) or the "
+                                              "member's ID first",
                                               "ERROR — roster store unreadable"]
 
 
