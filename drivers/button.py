@@ -28,9 +28,9 @@ from daemon.scheduler import Cancellable, Scheduler
 from daemon.settings import ButtonSettings
 
 from .base import StatusSink, ignore_status
-from .evdev_backend import EvdevBackend, InputBackend, InputDeviceLike, by_id_links, identity_of, is_event_node
+from .evdev_backend import (EvdevBackend, InputBackend, InputDeviceLike, by_id_links, identity_of, is_event_node,
+                            open_off_loop, release_device)
 from .gpio import request_input
-from .hid import _off_loop, _release
 from .hotplug import Change, InputWatcher
 from .matching import DeviceIdentity, parse_vendor_product
 
@@ -225,7 +225,7 @@ class EvdevButton:
 
     async def _hold(self, binding: _Binding) -> None:
         try:
-            binding.device = await _off_loop(self._open_matching, binding.path)
+            binding.device = await open_off_loop(self._open_matching, binding.path)
             if binding.device is not None:
                 self._attach(binding)
                 await asyncio.Event().wait()  # held until _detach cancels this task
@@ -304,7 +304,7 @@ class EvdevButton:
             del self._bindings[binding.path]
         device, binding.device = binding.device, None
         if device is not None:
-            _release(device, self.settings.grab, binding.fd, self._loop)
+            release_device(device, self.settings.grab, binding.fd, self._loop)
         binding.gestures.reset()
         if binding.task is not None and binding.task is not asyncio.current_task():
             binding.task.cancel()

@@ -6,16 +6,20 @@ tests use, since this machine has no /dev/input. Everything above this module is
 
 from __future__ import annotations
 
+import asyncio
 import glob
+import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 import evdev
 from evdev import ecodes
 
 from .matching import DeviceIdentity
+
+log = logging.getLogger("tagd.evdev")
 
 
 class DeviceInfoLike(Protocol):
@@ -138,3 +142,38 @@ def identity_of(device: InputDeviceLike, by_id: tuple[str, ...] = ()) -> DeviceI
 def _event_number(path: str) -> tuple[int, str]:
     digits = re.search(r"(\d+)$", path)
     return (int(digits.group(1)) if digits else -1, path)
+
+
+# ---- device lifecycle shared by every evdev driver (scanners, the staff button) -----------------------------------
+
+def release_device(device: InputDeviceLike, grabbed: bool, fd: int, loop: asyncio.AbstractEventLoop | None) -> None:
+    """Each step runs even when an earlier one fails: an unplugged device refuses the ungrab but must be closed."""
+    if grabbed:
+        _quietly(device.ungrab)
+    if fd >= 0 and loop is not None and not loop.is_closed():
+        loop.remove_reader(fd)
+    _quietly(device.close)
+
+
+def _quietly(step: Callable[[], None]) -> None:
+    try:
+        step()
+    except OSError as exc:
+        log.debug("evdev: %s during teardown (device already gone?)", exc)
+
+
+async def open_off_loop(function: Callable[[str], InputDeviceLike | None], path: str) -> InputDeviceLike | None:
+    """Run a blocking open in the executor. If the waiting task is cancelled meanwhile (unplug, shutdown), the
+    device the thread still opens is closed when it arrives, not leaked."""
+    future = asyncio.get_running_loop().run_in_executor(None, function, path)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        future.add_done_callback(_close_orphan)
+        raise
+
+
+def _close_orphan(future: asyncio.Future) -> None:
+    if future.cancelled() or future.exception() is not None or future.result() is None:
+        return
+    _quietly(future.result().close)  # closing the last fd also ends an evdev grab

@@ -26,7 +26,8 @@ from daemon.scan import Frame
 from daemon.settings import HidScannerSettings
 
 from .base import FrameSink, StatusSink, ignore_status
-from .evdev_backend import EvdevBackend, InputBackend, InputDeviceLike, by_id_links, identity_of, is_event_node
+from .evdev_backend import (EvdevBackend, InputBackend, InputDeviceLike, by_id_links, identity_of, is_event_node,
+                            open_off_loop, release_device)
 from .hotplug import Change, InputWatcher
 from .matching import Criteria
 
@@ -163,7 +164,7 @@ class HidScanner:
     async def _claim(self, binding: _Binding) -> bool:
         """Open, check and grab off the loop. False (status reported) when the device is not ours to hold."""
         try:
-            binding.device = await _off_loop(self._open_matching, binding.path)
+            binding.device = await open_off_loop(self._open_matching, binding.path)
         except OSError as exc:
             self._report_open_failure(binding.path, exc)
             return False
@@ -291,43 +292,10 @@ class HidScanner:
             del self._bindings[binding.path]
         device, binding.device = binding.device, None
         if device is not None:
-            _release(device, binding.grabbed, binding.fd, self._loop)
+            release_device(device, binding.grabbed, binding.fd, self._loop)
         if binding.timer is not None:
             binding.timer.cancel()
         if binding.framer is not None:
             binding.framer.reset()
         if binding.task is not None and binding.task is not asyncio.current_task():
             binding.task.cancel()
-
-
-def _release(device: InputDeviceLike, grabbed: bool, fd: int, loop: asyncio.AbstractEventLoop | None) -> None:
-    """Each step runs even when an earlier one fails: an unplugged device refuses the ungrab but must be closed."""
-    if grabbed:
-        _quietly(device.ungrab)
-    if fd >= 0 and loop is not None and not loop.is_closed():
-        loop.remove_reader(fd)
-    _quietly(device.close)
-
-
-def _quietly(step: Callable[[], None]) -> None:
-    try:
-        step()
-    except OSError as exc:
-        log.debug("hid: %s during teardown (device already gone?)", exc)
-
-
-async def _off_loop(function: Callable[[str], InputDeviceLike | None], path: str) -> InputDeviceLike | None:
-    """Run a blocking open in the executor. If the waiting task is cancelled meanwhile (unplug, shutdown), the
-    device the thread still opens is closed when it arrives, not leaked."""
-    future = asyncio.get_running_loop().run_in_executor(None, function, path)
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        future.add_done_callback(_close_orphan)
-        raise
-
-
-def _close_orphan(future: asyncio.Future) -> None:
-    if future.cancelled() or future.exception() is not None or future.result() is None:
-        return
-    _quietly(future.result().close)  # closing the last fd also ends an evdev grab
