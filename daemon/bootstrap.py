@@ -7,7 +7,9 @@ their own factories (fakes) through the same functions.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
 
 from . import config
@@ -131,8 +133,32 @@ def make_reader(settings: Settings, feedback, scanner_factory: ScannerFactory = 
 
     check_scanners(settings)
     check_ca_file(settings)
-    return Reader(settings, feedback, client_factory(settings, read_token(settings, environ)), scanner_factory,
-                  button_factory)
+    make_client = client_factory(settings, read_token(settings, environ))
+    if make_client is not None and environ.get(STALL_DELIVERY_ENV) == "1":
+        make_client = _stalling_delivery(make_client)
+    return Reader(settings, feedback, make_client, scanner_factory, button_factory)
+
+
+STALL_DELIVERY_ENV = "TAGD_DEBUG_STALL_DELIVERY"
+
+
+def _stalling_delivery(make_client: Callable[[], object]) -> Callable[[], object]:
+    """TAGD_DEBUG_STALL_DELIVERY=1, for testing the watchdog only: every check-in upload hangs forever, as a
+    request stuck past all its timeouts would. The delivery thread stops taking work, the health check notices,
+    the watchdog pings stop (daemon.supervision). Never set it on a real reader."""
+    logging.getLogger("tagd").warning("%s=1: check-in delivery will hang (a watchdog test)", STALL_DELIVERY_ENV)
+
+    class StalledClient:
+        def __init__(self):
+            self._client = make_client()
+
+        def send_checkins(self, events):
+            threading.Event().wait()
+
+        def __getattr__(self, name: str):
+            return getattr(self._client, name)
+
+    return StalledClient
 
 
 def sync_roster_now(settings: Settings):

@@ -43,6 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("sync", parents=[common], help="sync the roster from the server now")
     demo = commands.add_parser("demo", help="the reader and an embedded reference server, no hardware needed")
     demo.add_argument("--data-dir", metavar="DIR", help="keep the demo's data here (default: a new temporary dir)")
+    provision = commands.add_parser("provision", help="enrol with the server; install config, token, unit, udev")
+    provision.add_argument("--server", required=True, metavar="URL", help="e.g. https://checkin.example.com")
+    provision.add_argument("--code", required=True, metavar="CODE", help="the one-time enrolment code from the office")
+    provision.add_argument("--name", help="the device name the server shows (default: the host name)")
+    provision.add_argument("--ca", metavar="FILE", help="PEM bundle of a private CA to trust for the server")
+    provision.add_argument("--root", metavar="DIR", help="write every file under DIR (image building, tests)")
+    provision.add_argument("--dry-run", action="store_true", help="show what would be done; write and enrol nothing")
+    doctor = commands.add_parser("doctor", parents=[common], help="check config, token, server, clock, devices...")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -108,7 +117,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from drivers.outputs import TerminalOutput
 
     from .feedback import LogFeedback
+    from .sdnotify import Notifier
     from .service import serve
+    from .supervision import Supervisor
 
     feedback = TerminalOutput(sys.stdout) if args.feedback == "terminal" else LogFeedback()
 
@@ -122,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         bootstrap.read_token(current)
         return current
 
-    asyncio.run(serve(settings, reader, reload))
+    asyncio.run(serve(settings, reader, reload, supervisor=Supervisor(Notifier())))
     return EX_OK
 
 
@@ -161,8 +172,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.data_dir)
 
 
+def cmd_provision(args: argparse.Namespace) -> int:
+    from .provision import Host, Request, provision, tagd_executable
+
+    request = Request(args.server, args.code, args.name, args.ca, args.root, args.dry_run)
+    provision(request, Host(tagd=tagd_executable()), sys.stdout)
+    return EX_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import diagnose, report
+
+    return report(diagnose(getattr(args, "config", None)), sys.stdout, args.json)
+
+
 COMMANDS = {"listen": cmd_listen, "config": cmd_config, "devices": cmd_devices, "run": cmd_run,
-            "status": cmd_status, "sync": cmd_sync, "demo": cmd_demo}
+            "status": cmd_status, "sync": cmd_sync, "demo": cmd_demo, "provision": cmd_provision,
+            "doctor": cmd_doctor}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -24,8 +24,10 @@ from .frontpanel import FrontPanel
 from .outbox import Outbox
 from .roster import RosterCache
 from .rostersync import RosterSync, RosterSyncWorker
+from .sdnotify import Notifier
 from .settings import Settings
 from .status import write_status
+from .supervision import Supervisor
 from .workers import WorkerThread
 
 log = logging.getLogger("tagd")
@@ -62,6 +64,7 @@ class Reader:
         self.scanners = build_scanners(settings, self.desk.submit, self._scanner_status, scanner_factory)
         self.tasks: list[asyncio.Task] = []
         self._status_timer: asyncio.TimerHandle | None = None
+        self.status_listeners: list[Callable[[dict], None]] = []  # each status written (systemd's STATUS= line)
 
     def _start_workers(self, client_factory: Callable[[], object]) -> None:
         delivery_thread, sync_thread = WorkerThread("tagd-delivery"), WorkerThread("tagd-roster")
@@ -135,9 +138,20 @@ class Reader:
     def write_status(self, running: bool = True) -> None:
         """status.json; `running=False` at close, with no pid: the process may live on (a reload, a test)."""
         self._status_timer = None
+        status = self.snapshot(running)
+        try:
+            write_status(self.settings.state.dir, status)
+        except OSError as exc:
+            log.warning("cannot write status: %s", exc)
+        if running:
+            for listener in self.status_listeners:
+                listener(status)
+
+    def snapshot(self, running: bool = True) -> dict:
+        """What status.json holds: scanners, server, store counts, last sync."""
         c = self.connectivity
         report = self.sync.last_report if self.sync else None
-        status = {
+        return {
             "pid": os.getpid() if running else None, "updated_at": time.time(), "decision_policy": self.settings.checkin.policy.value,
             "scanners": self.scanner_states,
             "server": {"url": self.settings.server.url, "reachable": c.reachable, "last_ok": c.last_ok,
@@ -146,11 +160,6 @@ class Reader:
             "last_sync": None if report is None else {"at": self.sync.last_success, "kind": report.kind,
                                                       "entries": report.entries, "size": report.size},
         }
-        try:
-            write_status(self.settings.state.dir, status)
-        except OSError as exc:
-            log.warning("cannot write status: %s", exc)
-
 
     def _store_counts(self) -> dict:
         meta = self.roster.meta()
@@ -166,9 +175,14 @@ def _report_crash(task: asyncio.Task) -> None:
 
 
 async def serve(settings: Settings, make_reader: Callable[[Settings], Reader],
-                reload_settings: Callable[[], Settings], stop: asyncio.Event | None = None) -> None:
-    """Run readers until stopped, swapping in a new one on SIGHUP when the new configuration is valid."""
+                reload_settings: Callable[[], Settings], stop: asyncio.Event | None = None,
+                supervisor: Supervisor | None = None) -> None:
+    """Run readers until stopped, swapping in a new one on SIGHUP when the new configuration is valid.
+
+    `supervisor` tells systemd (daemon.supervision): READY=1 once a reader runs, RELOADING=1 around a SIGHUP,
+    watchdog pings while healthy, STOPPING=1 at the end."""
     loop = asyncio.get_running_loop()
+    supervisor = supervisor or Supervisor(Notifier(environ={}))
     stop, reload = stop or asyncio.Event(), asyncio.Event()
     reader = make_reader(settings)
     handlers = {signal.SIGTERM: stop.set, signal.SIGINT: stop.set, signal.SIGHUP: reload.set,
@@ -176,25 +190,35 @@ async def serve(settings: Settings, make_reader: Callable[[Settings], Reader],
                 signal.SIGUSR2: lambda: reader.panel.link_command()}
     for signum, handler in handlers.items():
         loop.add_signal_handler(signum, handler)
-    reader.start()
+    watchdog: asyncio.Task | None = None
     try:
+        reader.start()
+        await supervisor.started(reader)
+        watchdog = asyncio.create_task(supervisor.watch(), name="watchdog")
         while not stop.is_set():
             await _first(stop, reload)
             if reload.is_set():
                 reload.clear()
-                reader = await _reloaded(reader, make_reader, reload_settings)
+                reader = await _reloaded(reader, make_reader, reload_settings, supervisor)
+                await supervisor.started(reader)
     finally:
+        supervisor.stopping()
+        supervisor.forget(reader)
+        if watchdog is not None:
+            watchdog.cancel()
         await reader.close()
         for signum in handlers:
             loop.remove_signal_handler(signum)
 
 
-async def _reloaded(reader: Reader, make_reader, reload_settings) -> Reader:
+async def _reloaded(reader: Reader, make_reader, reload_settings, supervisor: Supervisor) -> Reader:
     try:
         settings = reload_settings()
     except ConfigError as exc:
         log.error("configuration reload refused, still running on the previous one: %s", exc)
         return reader
+    supervisor.reloading()
+    supervisor.forget(reader)
     await reader.close()
     try:
         new = make_reader(settings)
