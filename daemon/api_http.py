@@ -24,6 +24,7 @@ from . import __version__
 from .api_types import parse_error_body
 from .errors import (AuthRejected, BadReply, Conflict, CursorExpired, InsecureURL, RequestRejected, ServerError,
                      ServerFault, ServerTimeout, Throttled, Unreachable)
+from .privacy import server_message_for_log
 from .settings import ServerSettings
 
 CHUNK_BYTES = 64 * 1024
@@ -113,6 +114,7 @@ def _reject_constant(name: str) -> None:
 def error_for(reply: Reply, has_token: bool) -> ServerError:
     """The ServerError for a reply outside 2xx/304, carrying the contract's error code/message when present."""
     code, message = _error_detail(reply)
+    message = message and server_message_for_log(message)  # never repeated whole: it may echo our request
     detail = {"code": code, "server_message": message}
     problem = message or _no_detail(reply)
     status, what = reply.status, reply.what

@@ -18,6 +18,7 @@ from .backoff import Backoff
 from .connectivity import Connectivity
 from .errors import AuthRejected, RequestRejected, ServerError, StoreError
 from .outbox import CheckinEvent, Outbox
+from .privacy import server_message_for_log
 from .settings import DeliverySettings
 
 log = logging.getLogger("tagd.delivery")
@@ -99,7 +100,7 @@ class DeliveryWorker:
         done = [(r.event_id, str(r.result), r.message) for r in results if str(r.result) not in DEAD_RESULTS]
         for r in results:
             if str(r.result) in DEAD_RESULTS:
-                await self._bury_id(r.event_id, f"{r.result}: {r.message}")
+                await self._bury_id(r.event_id, f"{r.result}: {server_message_for_log(r.message or '')}")
         self.delivered += await self._in_worker(self.outbox.mark_results, done)
 
     async def _bury(self, event: CheckinEvent, reason: str) -> None:

@@ -9,6 +9,7 @@ import sys
 from typing import TextIO
 
 from .decision import Decision, Outcome
+from .privacy import client_hash
 
 log = logging.getLogger("tagd.feedback")
 
@@ -23,8 +24,29 @@ _LABELS = {  # what a person at the desk reads, and the colour it is shown in (A
 
 
 def describe(decision: Decision) -> str:
+    """The line a person at the desk reads: it names the client ID (or shows what was scanned)."""
+    return _line(decision, decision.scan.client_id or repr(decision.scan.text))
+
+
+def describe_for_log(decision: Decision) -> str:
+    """The log's form of `describe`: the ID, or the scanned text, only as its keyed hash (daemon.privacy)."""
+    scan = decision.scan
+    return _line(decision, f"client {client_hash(scan.client_id)}" if scan.client_id
+                 else f"scan {client_hash(scan.text)} ({len(scan.text)} characters)")
+
+
+def decision_fields(decision: Decision) -> dict[str, str]:
+    """Journal fields of a decision's log record (`extra=`): `journalctl TAGD_OUTCOME=denied_unknown`."""
+    scan = decision.scan
+    fields = {"TAGD_EVENT": "checkin" if decision.is_checkin else "scan", "TAGD_OUTCOME": decision.outcome.value,
+              "TAGD_READER": scan.scanner, "TAGD_OFFLINE": "1" if decision.offline else "0"}
+    if scan.client_id:
+        fields["TAGD_CLIENT_HASH"] = client_hash(scan.client_id)
+    return fields
+
+
+def _line(decision: Decision, who: str) -> str:
     label = _LABELS[decision.outcome][0]
-    who = decision.scan.client_id or repr(decision.scan.text)
     reason = f" ({decision.scan.reason.value})" if decision.outcome is Outcome.INVALID and decision.scan.reason else ""
     offline = " · offline" if decision.offline and decision.is_checkin else ""
     return f"{label}{reason} — {who}{offline}"
@@ -49,10 +71,10 @@ class TerminalFeedback:
 
 
 class LogFeedback:
-    """For a reader without any output configured: decisions go to the log."""
+    """For a reader without any output configured: decisions go to the log, client IDs as keyed hashes."""
 
     def show(self, decision: Decision) -> None:
-        log.info("%s", describe(decision))
+        log.info("%s", describe_for_log(decision), extra=decision_fields(decision))
 
     def fault(self, message: str) -> None:
         log.error("%s", message)

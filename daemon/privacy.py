@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 import stat
 
@@ -25,6 +26,8 @@ log = logging.getLogger("tagd.privacy")
 
 KEY_BYTES = 32
 HASH_CHARS = 12  # 48 bits: no collisions in practice among one business's IDs, short enough to read
+SERVER_MESSAGE_CHARS = 120
+_ECHOED = re.compile(r"'[^']*'|\"[^\"]*\"|\{.*\}|\[.*\]", re.DOTALL)  # quoted values, JSON objects and arrays
 
 _key = secrets.token_bytes(KEY_BYTES)
 
@@ -37,6 +40,14 @@ def client_hash(client_id: str) -> str:
     """The log form of a client ID. IDs that match case-insensitively (AB12, ab12) hash alike."""
     digest = hmac.new(_key, roster_key(client_id).encode("utf-8"), hashlib.sha256)
     return digest.hexdigest()[:HASH_CHARS]
+
+
+def server_message_for_log(message: str) -> str:
+    """A server's error message as tagd repeats it (logs, errors, dead-letter reasons, status): quoted values and
+    JSON objects or arrays left out, since a refusal echoes the request (a 400 its whole body, a 409 the ID), on
+    one line and at most SERVER_MESSAGE_CHARS long."""
+    text = " ".join(_ECHOED.sub("…", message).split())
+    return text if len(text) <= SERVER_MESSAGE_CHARS else text[:SERVER_MESSAGE_CHARS - 1] + "…"
 
 
 def set_key(key: bytes) -> None:

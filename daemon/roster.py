@@ -70,11 +70,12 @@ def _checked(entry: Iterable) -> tuple[str, str]:
     try:
         client_id, status = entry
     except (TypeError, ValueError):
-        raise StoreError(f"roster entry {entry!r} is not a (client_id, status) pair") from None
+        raise StoreError(f"a roster entry is not a (client_id, status) pair but {type(entry).__name__}") from None
+    # The messages go to the log: they name the fault, never the client ID (daemon.privacy).
     if not isinstance(client_id, str) or not client_id:
-        raise StoreError(f"roster entry {entry!r}: client_id must be a non-empty string")
+        raise StoreError(f"a roster entry's client_id must be a non-empty string, not {type(client_id).__name__}")
     if status not in STATUSES and status != TOMBSTONE:
-        raise StoreError(f"roster entry {entry!r}: status must be active, inactive or deleted")
+        raise StoreError(f"a roster entry's status must be active, inactive or deleted, not {str(status)[:20]!r}")
     return roster_key(client_id), status
 
 
@@ -164,7 +165,7 @@ class RosterCache:
         During a full sync the entry is also carried into the new roster unless the server's pages know the ID.
         """
         if status not in STATUSES:
-            raise StoreError(f"roster put {client_id!r}: status must be active or inactive, not {status!r}")
+            raise StoreError(f"roster put: status must be active or inactive, not {str(status)[:20]!r}")
         row = _checked((client_id, status))
         with self._write_lock:
             self._check_open()
