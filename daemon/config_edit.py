@@ -52,12 +52,14 @@ def checked_update(text: str | None, values: Mapping[str, str], file: str, templ
     """
     if text is None:
         updated = new_config(values, state_dir, template)
-    else:
-        _parse(text, file)
-        updated = update_server_table(text, values)
-    settings = _parse(updated, file)
-    got = {key: getattr(settings.server, key) for key in values}
-    if got != dict(values):
+        return updated, _parse(updated, file)
+    _parse(text, file)
+    updated = update_server_table(text, values)
+    try:
+        settings = _parse(updated, file)
+    except ConfigError:
+        settings = None
+    if settings is None or {key: getattr(settings.server, key) for key in values} != dict(values):
         raise ConfigError(file, "server", "cannot update the [server] table in place (is it written as dotted keys "
                                           "or an inline table?): write it as a [server] table and run again")
     return updated, settings
