@@ -1,8 +1,8 @@
 """The staff button port: edges from a device in, gestures (`daemon.gestures.Gesture`) out to `on_gesture`.
 
 - `EvdevButton`: one key of an input device (the Pi's gpio-key overlay, debounced by the kernel; a USB button or
-  keypad). Found, grabbed and hotplugged with the HID scanner's pieces: the evdev backend, the inotify watcher,
-  the off-loop open and the ordered teardown. Autorepeat (value 2) is ignored.
+  keypad). Found, grabbed, hotplugged and let go by `drivers.evdev_watch.EvdevDeviceSet`, as HID scanners are;
+  each matching device gets its own gesture state. Autorepeat (value 2) is ignored.
 - `GpiodButton`: a GPIO input line through libgpiod v2 (edge events on the request's fd, with add_reader).
 - `FakeButton`: `press()`, `hold(seconds)`, raw `edge()`; runs the same gesture logic on any Scheduler.
 
@@ -12,7 +12,6 @@ Long presses fire at their deadline on a timer (a `daemon.scheduler.Scheduler`, 
 from __future__ import annotations
 
 import asyncio
-import errno
 import fnmatch
 import logging
 import os
@@ -20,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import evdev
 from evdev import ecodes
 
 from daemon.errors import ConfigError
@@ -28,17 +28,14 @@ from daemon.scheduler import Cancellable, Scheduler
 from daemon.settings import ButtonSettings
 
 from .base import StatusSink, ignore_status
-from .evdev_backend import (EvdevBackend, InputBackend, InputDeviceLike, by_id_links, identity_of, is_event_node,
-                            open_off_loop, release_device)
+from .evdev_backend import EvdevBackend, InputBackend
+from .evdev_watch import DeviceRole, EvdevDeviceSet
 from .gpio import request_input
-from .hotplug import Change, InputWatcher
 from .matching import DeviceIdentity, parse_vendor_product
 
 log = logging.getLogger("tagd.button")
 
 GestureSink = Callable[[Gesture], None]
-_GONE = (errno.ENOENT, errno.ENODEV, errno.ENXIO)
-_READS_PER_WAKEUP = 16
 
 
 class Button(Protocol):
@@ -127,18 +124,6 @@ class ButtonCriteria:
         return not self.name_pattern or fnmatch.fnmatchcase(identity.name.lower(), self.name_pattern.lower())
 
 
-@dataclass(eq=False)
-class _Binding:
-    path: str
-    gestures: GestureTimer
-    device: InputDeviceLike | None = None
-    fd: int = -1
-    attached: bool = False
-    closed: bool = False
-    retry: bool = False  # a change arrived while opening: try again if this attempt fails
-    task: asyncio.Task | None = None
-
-
 class EvdevButton:
     """Every input device matching the settings is a button (each with its own gesture state)."""
 
@@ -151,163 +136,44 @@ class EvdevButton:
         self.backend = backend or EvdevBackend(input_dir)
         self.input_dir = os.path.abspath(input_dir)
         self.scheduler = scheduler
-        self._bindings: dict[str, _Binding] = {}
-        link_dirs = (os.path.join(self.input_dir, "by-id"), os.path.join(self.input_dir, "by-path"))
-        self._watcher = InputWatcher(self._on_change, (self.input_dir, *link_dirs))
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopped: asyncio.Future | None = None
-        self._closed = False
+        role = DeviceRole(label="button", status_name="button", log=log, grab=settings.grab,
+                          matches=self.criteria.matches, open_session=self._open_session,
+                          link_dirs=("by-id", "by-path"))
+        self._devices = EvdevDeviceSet(role, self.on_status, self.backend, self.input_dir)
 
     @property
     def attached(self) -> list[str]:
-        return sorted(path for path, binding in self._bindings.items() if binding.attached)
+        return self._devices.attached
 
     async def run(self) -> None:
-        if self._closed:
-            return
-        self._loop = asyncio.get_running_loop()
-        self.scheduler = self.scheduler or self._loop
-        self._stopped = self._loop.create_future()
-        self._watcher.start(self._loop)  # before listing, so a device plugged in meanwhile is not missed
-        self._rescan()
-        try:
-            await self._stopped
-        finally:
-            self.close()
+        self.scheduler = self.scheduler or asyncio.get_running_loop()
+        await self._devices.run()
 
     def close(self) -> None:
         """Release every device and stop watching. Safe to call more than once."""
-        self._closed = True
-        self._watcher.close()
-        for binding in list(self._bindings.values()):
-            self._detach(binding, "stopped")
-        if self._stopped is not None and not self._stopped.done():
-            self._stopped.set_result(None)
+        self._devices.close()
 
-    def _on_change(self, change: Change, path: str) -> None:
-        if change is Change.RESCAN:
-            self._rescan()
-            return
-        node = self._event_node(path)
-        if node is None:
-            return
-        if change is Change.REMOVED:
-            if node == path and node in self._bindings:
-                self._detach(self._bindings[node], "unplugged")
-            return
-        self._consider(node)
-
-    def _event_node(self, path: str) -> str | None:
-        if os.path.dirname(path) != self.input_dir:  # a by-id or by-path link
-            path = os.path.join(self.input_dir, os.path.basename(os.path.realpath(path)))
-            if not os.path.exists(path):
-                return None
-        return path if is_event_node(path) else None
-
-    def _rescan(self) -> None:
-        present = set(self.backend.list_event_paths())
-        for path in [p for p in self._bindings if p not in present]:
-            self._detach(self._bindings[path], "unplugged")
-        for path in sorted(present):
-            self._consider(path)
-
-    def _consider(self, path: str) -> None:
-        if self._closed or self._loop is None:
-            return
-        binding = self._bindings.get(path)
-        if binding is not None:
-            binding.retry = not binding.attached
-            return
+    def _open_session(self, path: str) -> _KeySession:
         assert self.scheduler is not None
-        gestures = GestureTimer(_detector(self.settings), self.on_gesture, self.scheduler, path)
-        binding = self._bindings[path] = _Binding(path, gestures)
-        binding.task = self._loop.create_task(self._hold(binding), name=f"button {path}")
+        return _KeySession(self.criteria.key, GestureTimer(_detector(self.settings), self.on_gesture,
+                                                           self.scheduler, path))
 
-    async def _hold(self, binding: _Binding) -> None:
-        try:
-            binding.device = await open_off_loop(self._open_matching, binding.path)
-            if binding.device is not None:
-                self._attach(binding)
-                await asyncio.Event().wait()  # held until _detach cancels this task
-        except OSError as exc:
-            self._report_open_failure(binding.path, exc)
-        except Exception:  # noqa: BLE001 - a bug on one device must not take the others down
-            log.exception("button: %s failed", binding.path)
-        finally:
-            retry = binding.retry and not binding.attached
-            self._teardown(binding)
-            if retry:
-                self._consider(binding.path)
 
-    def _open_matching(self, path: str) -> InputDeviceLike | None:
-        """Blocking: open `path`; keep it only if it is the button, grabbed when the settings say so."""
-        device = self.backend.open(path)
-        try:
-            links = by_id_links(self.input_dir, path)
-            if not self.criteria.matches(identity_of(device, links)):
-                device.close()
-                return None
-            if self.settings.grab:
-                device.grab()
-            return device
-        except BaseException:
-            device.close()
-            raise
+class _KeySession:
+    """One held button device: edges of its `key` go to its own gesture state."""
 
-    def _report_open_failure(self, path: str, exc: OSError) -> None:
-        if exc.errno in _GONE:
-            log.debug("button: %s went away before it could be opened", path)
-        elif exc.errno in (errno.EACCES, errno.EPERM):
-            log.info("button: no read access to %s (yet)", path)  # udev sets the group a moment later
-        elif exc.errno == errno.EBUSY:
-            self.on_status("button", "error", f"{path} is grabbed by another program")
-        else:
-            log.warning("button: cannot open %s: %s", path, exc)
-            self.on_status("button", "error", f"cannot open {path}: {exc.strerror or exc}")
+    def __init__(self, key: int, gestures: GestureTimer):
+        self.key, self.gestures = key, gestures
 
-    def _attach(self, binding: _Binding) -> None:
-        assert binding.device is not None and self._loop is not None
-        binding.attached, binding.fd, binding.retry = True, binding.device.fd, False
-        self._loop.add_reader(binding.fd, self._on_readable, binding)
-        log.info("button: attached %s (%s)", binding.path, binding.device.name)
-        self.on_status("button", "attached", f"{binding.path} ({binding.device.name})")
+    def feed(self, event: evdev.InputEvent) -> None:
+        if event.type == ecodes.EV_KEY and event.code == self.key and event.value in (0, 1):
+            self.gestures.edge(event.value == 1)  # value 2 is autorepeat: a hold, not a new press
 
-    def _on_readable(self, binding: _Binding) -> None:
-        try:
-            for _ in range(_READS_PER_WAKEUP):
-                if binding.device is None:
-                    return  # a gesture handler closed us
-                self._feed(binding, binding.device.read())
-        except BlockingIOError:
-            pass
-        except OSError as exc:
-            self._detach(binding, "unplugged" if exc.errno == errno.ENODEV else f"read error: {exc.strerror}")
+    def read_done(self) -> None:
+        """Nothing waits for the end of a read: long presses have their own timer."""
 
-    def _feed(self, binding: _Binding, events: Any) -> None:
-        for event in events:
-            if event.type == ecodes.EV_KEY and event.code == self.criteria.key and event.value in (0, 1):
-                binding.gestures.edge(event.value == 1)  # value 2 is autorepeat: a hold, not a new press
-
-    def _detach(self, binding: _Binding, detail: str) -> None:
-        was_attached = binding.attached
-        self._teardown(binding)
-        if was_attached:
-            log.info("button: detached %s: %s", binding.path, detail)
-            self.on_status("button", "detached", f"{binding.path}: {detail}")
-
-    def _teardown(self, binding: _Binding) -> None:
-        """ungrab → remove reader → close → forget the press in progress → cancel the task."""
-        if binding.closed:
-            return
-        binding.closed, binding.attached = True, False
-        if self._bindings.get(binding.path) is binding:
-            del self._bindings[binding.path]
-        device, binding.device = binding.device, None
-        if device is not None:
-            release_device(device, self.settings.grab, binding.fd, self._loop)
-        binding.gestures.reset()
-        if binding.task is not None and binding.task is not asyncio.current_task():
-            binding.task.cancel()
+    def close(self) -> None:
+        self.gestures.reset()  # forget the press in progress
 
 
 class GpiodButton:
