@@ -15,6 +15,7 @@ touched beyond creating it. The token is never printed.
 
 from __future__ import annotations
 
+import grp
 import os
 import re
 import shutil
@@ -80,6 +81,14 @@ class Run:
 Step = MakeDir | WriteFile | Run
 
 
+def group_exists(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Host:
     """What provisioning needs from the machine, injectable for tests."""
@@ -87,6 +96,7 @@ class Host:
     tagd: str  # the tagd executable the unit will start
     euid: int = field(default_factory=os.geteuid)
     which: Callable[[str], str | None] = shutil.which
+    has_group: Callable[[str], bool] = group_exists
     systemd_dir: str = PACKAGE_SYSTEMD_DIR
 
 
@@ -177,11 +187,16 @@ def installed_token_file(root: str = "/") -> str:
 
 
 def _commands(request: Request, host: Host) -> tuple[tuple[str, ...], ...]:
-    """Reloads, only on the live system and only with the tools present (a container or a chroot may lack them)."""
+    """Only on the live system, and only with the tools present (a container or a chroot may lack them): the
+    'gpio' group the unit's SupplementaryGroups= needs (Debian has none; a missing group fails the start), then the
+    reloads, and a trigger so that GPIO chips and LEDs present now get the rules' permissions without a reboot."""
     if request.root is not None:
         return ()
-    wanted = (("systemctl", "daemon-reload"), ("udevadm", "control", "--reload"))
+    wanted = [("groupadd", "-f", "--system", "gpio")] if not host.has_group("gpio") else []
+    wanted += [("systemctl", "daemon-reload"), ("udevadm", "control", "--reload"),
+               ("udevadm", "trigger", "--action=add", "--subsystem-match=gpio", "--subsystem-match=leds")]
     return tuple(command for command in wanted if host.which(command[0]))
+
 
 
 def tagd_executable(argv0: str = sys.argv[0], python: str = sys.executable) -> str:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from daemon.config_edit import checked_update, update_server_table
 from daemon.errors import ConfigError
 from daemon.hostid import HostIdError, hardware_id
-from daemon.provision import TOKEN_FILE, credential_source, tagd_executable
+from daemon.provision import TOKEN_FILE, Host, Request, _commands, credential_source, tagd_executable
 from daemon.provision_template import CONFIG_TEMPLATE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -111,3 +111,18 @@ def test_the_unit_gets_the_tagd_script_beside_this_python(tmp_path):
     (python.parent / "tagd").write_text("#!/bin/sh\n")
     assert tagd_executable("-c", str(python)) == str(python.parent / "tagd")
     assert tagd_executable(str(python.parent / "tagd"), "/usr/bin/python3") == str(python.parent / "tagd")
+
+
+def test_the_live_system_gets_the_gpio_group_reloads_and_a_trigger_but_an_image_root_gets_none():
+    def host(has_gpio: bool) -> Host:
+        return Host(tagd="/opt/tagd/.venv/bin/tagd", which=lambda tool: f"/usr/sbin/{tool}",
+                    has_group=lambda name: has_gpio)
+
+    live = _commands(Request("https://x.example", "CODE"), host(has_gpio=False))
+    assert live[0] == ("groupadd", "-f", "--system", "gpio")
+    assert ("systemctl", "daemon-reload") in live and ("udevadm", "control", "--reload") in live
+    assert live[-1][:2] == ("udevadm", "trigger")
+    assert _commands(Request("https://x.example", "CODE"), host(has_gpio=True))[0] == ("systemctl", "daemon-reload")
+    assert _commands(Request("https://x.example", "CODE", root="/mnt/image"), host(has_gpio=False)) == ()
+    no_tools = Host(tagd="/t", which=lambda tool: None, has_group=lambda name: False)
+    assert _commands(Request("https://x.example", "CODE"), no_tools) == ()
