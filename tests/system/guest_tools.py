@@ -106,13 +106,17 @@ class Tagd:
                 return at, line
         raise AssertionError(f"no log line matching {pattern!r} within {timeout} s; tagd log:\n{self.transcript()}")
 
+    def wait_all(self, *patterns: str, timeout: float = ATTACH_TIMEOUT_S) -> float:
+        """Wait until a log line has matched each of `patterns`, in any order; the time the last one came."""
+        waiting, at = list(patterns), 0.0
+        while waiting:
+            at, line = self._wait_line("|".join(f"(?:{p})" for p in waiting), timeout)
+            waiting = [p for p in waiting if not re.search(p, line)]
+        return at
+
     def wait_attached(self, *paths: str, timeout: float = ATTACH_TIMEOUT_S) -> float:
         """Wait until every one of `paths` is attached, in any order; the time the last one was."""
-        waiting, at = set(paths), 0.0
-        while waiting:
-            at, line = self._wait_line(rf"attached ({'|'.join(re.escape(p) for p in waiting)}) ", timeout)
-            waiting = {p for p in waiting if f"attached {p} " not in line}
-        return at
+        return self.wait_all(*(rf"attached {re.escape(p)} " for p in paths), timeout=timeout)
 
     def open_fds(self) -> list[str]:
         """What the process holds open right now (targets of /proc/PID/fd)."""

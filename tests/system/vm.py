@@ -134,7 +134,7 @@ class GuestResult:
 
     def diagnosis(self) -> str:
         """What the host saw of a boot that went wrong: qemu's output and the console's last lines."""
-        console = self.read("console.log").splitlines()[-60:]
+        console = [line for line in self.read("console.log").splitlines() if line.strip()][-60:]
         state = "timed out and was killed" if self.timed_out else f"qemu exited with {self.qemu_status}"
         return (f"guest {state} after {self.seconds:.0f} s (run directory {self.directory})\n"
                 f"qemu: {self.qemu_output.strip() or '(no output)'}\nconsole, last lines:\n" + "\n".join(console))
