@@ -83,11 +83,18 @@ def build_scanners(settings: Settings, sink: Callable, on_status: Callable,
 TOKEN_CREDENTIAL = "tagd-token"  # the name under $CREDENTIALS_DIRECTORY when systemd's LoadCredential= supplies it
 
 
+INSTALLED_TOKEN = "/etc/tagd/token"  # where `tagd provision` stores it (the unit's LoadCredential= source)
+
+
 def token_path(settings: Settings, environ: Mapping[str, str] = os.environ) -> str | None:
+    """server.token_file, else the credential systemd passes the service, else the provisioned file (so that
+    `tagd sync` and `tagd doctor`, run by root from a shell, find the same token as the service)."""
     if settings.server.token_file:
         return settings.server.token_file
     credentials = environ.get("CREDENTIALS_DIRECTORY")
-    return os.path.join(credentials, TOKEN_CREDENTIAL) if credentials else None
+    if credentials:
+        return os.path.join(credentials, TOKEN_CREDENTIAL)
+    return INSTALLED_TOKEN if os.path.exists(INSTALLED_TOKEN) else None
 
 
 def read_token(settings: Settings, environ: Mapping[str, str] = os.environ) -> str | None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
+from .bootstrap import INSTALLED_TOKEN
 from . import bootstrap, config
 from .api_client import ServerClient
 from .api_http import server_base_url
@@ -35,7 +36,7 @@ from .hostid import default_name, hardware_id
 from .provision_template import CONFIG_TEMPLATE
 
 CONFIG_FILE = config.DEFAULT_PATH
-TOKEN_FILE = "/etc/tagd/token"  # where the packaged unit's LoadCredential=tagd-token reads the token from
+TOKEN_FILE = INSTALLED_TOKEN  # where the packaged unit's LoadCredential=tagd-token reads the token from
 CA_FILE = "/etc/tagd/ca.pem"
 UNIT_DIR = "/etc/systemd/system"
 UDEV_DIR = "/etc/udev/rules.d"
