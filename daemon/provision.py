@@ -26,8 +26,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
-from .bootstrap import INSTALLED_TOKEN
 from . import bootstrap, config
+from .bootstrap import INSTALLED_TOKEN
 from .api_client import ServerClient
 from .api_http import server_base_url
 from .config_edit import checked_update
