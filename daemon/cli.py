@@ -14,7 +14,7 @@ from . import __version__, bootstrap, config
 from .errors import ConfigError, TagdError
 from .logs import setup_logging
 
-EX_OK, EX_USAGE, EX_SOFTWARE = 0, 64, 70
+EX_OK, EX_USAGE, EX_UNAVAILABLE, EX_SOFTWARE = 0, 64, 69, 70
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", parents=[common], help="roster, queue, dead letters, scanners, server")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     commands.add_parser("sync", parents=[common], help="sync the roster from the server now")
+    commands.add_parser("link", parents=[common], help="put the running reader into link mode (as the staff button)")
     demo = commands.add_parser("demo", help="the reader and an embedded reference server, no hardware needed")
     demo.add_argument("--data-dir", metavar="DIR", help="keep the demo's data here (default: a new temporary dir)")
     provision = commands.add_parser("provision", help="enrol with the server; install config, token, unit, udev")
@@ -165,6 +166,19 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def cmd_link(args: argparse.Namespace) -> int:
+    from .status import daemon_alive, read_status
+
+    settings = bootstrap.load_settings(getattr(args, "config", None))
+    runtime = read_status(settings.state.dir)
+    if not daemon_alive(runtime):
+        print("tagd: no running reader to put into link mode (is the service active?)", file=sys.stderr)
+        return EX_UNAVAILABLE
+    os.kill(runtime["pid"], signal.SIGUSR2)
+    print(f"link mode requested from the running reader (pid {runtime['pid']}): scan the tag now")
+    return EX_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     setup_logging("warning")
     from .demo import run_demo
@@ -188,7 +202,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 COMMANDS = {"listen": cmd_listen, "config": cmd_config, "devices": cmd_devices, "run": cmd_run,
             "status": cmd_status, "sync": cmd_sync, "demo": cmd_demo, "provision": cmd_provision,
-            "doctor": cmd_doctor}
+            "doctor": cmd_doctor, "link": cmd_link}
 
 if __name__ == "__main__":
     sys.exit(main())

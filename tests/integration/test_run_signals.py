@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -17,7 +18,7 @@ from daemon.service import serve
 from daemon.settings import StdinScannerSettings
 from drivers.terminal import StdinScanner
 
-from .run_support import (DEMO_ROSTER_SIZE, INACTIVE, MEMBER, Daemon, Site, config_toml, reader_settings,
+from .run_support import (DEMO_ROSTER_SIZE, INACTIVE, MEMBER, TAGD, Daemon, Site, config_toml, reader_settings,
                           tagd_status, wait_until)
 
 
@@ -125,3 +126,21 @@ def test_sighup_with_an_invalid_config_keeps_the_old_one_and_says_why(site, conf
         wait_until(lambda: len(site.checkins()) == 1, what="delivery")
     finally:
         assert daemon.stop() == 0
+
+
+def test_tagd_link_puts_the_running_reader_into_link_mode_and_the_next_scans_link_a_tag(site, config, tmp_path):
+    daemon = started(config, tmp_path)
+    try:
+        link = subprocess.run([*TAGD, "link", "--config", str(config)], capture_output=True, timeout=30)
+        assert link.returncode == 0, link.stderr
+        wait_until(lambda: any(line.startswith("LINK MODE") for line in daemon.lines), what="link mode")
+        daemon.scan(MEMBER, "TAG4711")  # the member's current ID, then the new tag
+        wait_until(lambda: any("press the button to confirm" in line for line in daemon.lines), what="confirm")
+        assert daemon.acknowledged() == []  # scans in link mode are not check-ins
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_tagd_link_without_a_running_reader_says_so(config):
+    proc = subprocess.run([*TAGD, "link", "--config", str(config)], capture_output=True, timeout=30)
+    assert proc.returncode == 69 and b"no running reader" in proc.stderr
