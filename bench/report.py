@@ -90,8 +90,8 @@ WHY_MISSED: dict[str, str] = {
                  "this CPU) is about half reply checking (`api_types._roster_entry`: one validated object per "
                  "entry) and a third SQLite inserts (one `execute` per entry in `roster._apply`). Meeting 10 s "
                  "would take a faster server plus, in the reader, fetching page n+1 while storing page n and "
-                 "pages of 5000 (the contract's maximum; the default `sync.page_size` is 1000; 5000 saved about "
-                 "20 % of the server's CPU in a probe): a design change, not a small fix, so it is left open.",
+                 "pages of 5000 (the contract's maximum, which a configuration may choose; the default "
+                 "`sync.page_size` is 1000; compare the server's CPU in the two rows): a design change, not a small fix, so it is left open.",
     "full_sync_large_pages": "As above: the server's work per entry (one `json.dumps` each, the SQLite page "
                              "query) and the reader's (reply checking, one insert each) stay; larger pages only "
                              "save the per-request costs.",
