@@ -3,18 +3,49 @@ goes down and comes back at random moments."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import threading
 import time
 from dataclasses import dataclass, field
 
+from daemon.outbox import Outbox
+from daemon.status import read_status
 from tests.integration.run_support import Site
 
 
 def scaled(base: float, scale: float, minimum: int = 1) -> int:
     """`base` at the CI scale (1), proportionally more or fewer at another scale, never below `minimum`."""
     return max(minimum, round(base * scale))
+
+
+# --- a running daemon's state, read without disturbing it ---------------------------------------------------------
+
+def queue_depth(state_dir: str) -> int:
+    """The outbox's queue through a read-only connection (never a writer beside the daemon's)."""
+    with contextlib.closing(Outbox(os.path.join(state_dir, "outbox.db"), readonly=True)) as outbox:
+        return outbox.depth()
+
+
+def delivered_count(state_dir: str) -> int:
+    """Check-ins the outbox has seen answered (its bounded history) or dead-lettered."""
+    with contextlib.closing(Outbox(os.path.join(state_dir, "outbox.db"), readonly=True)) as outbox:
+        return len(outbox.recent(1_000_000)) + outbox.dead_letter_count()
+
+
+def daemon_status(state_dir: str) -> dict:
+    """The running daemon's own status.json. Not `daemon.status.collect`: before status.json names a live pid,
+    collect opens the stores itself, and opening roster.db removes a full sync in progress (roster.db.new)."""
+    return read_status(state_dir) or {}
+
+
+def roster_size(state_dir: str) -> int | None:
+    return daemon_status(state_dir).get("stores", {}).get("roster_size")
+
+
+def last_error(state_dir: str) -> str:
+    return daemon_status(state_dir).get("server", {}).get("last_error") or ""
 
 
 # --- a process's resources ----------------------------------------------------------------------------------------

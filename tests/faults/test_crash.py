@@ -3,17 +3,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import random
 from collections import Counter
 
 import pytest
 
-from daemon.outbox import Outbox
-from daemon.status import collect
 from tests.integration.run_support import Daemon, Site, config_toml, wait_until
 
-from .support import Flapper, scaled
+from .support import Flapper, delivered_count, queue_depth, scaled
 
 pytestmark = pytest.mark.faults
 
@@ -25,17 +22,6 @@ def site(tmp_path):
     site = Site(str(tmp_path))
     yield site
     site.stop()
-
-
-def delivered_so_far(state: str) -> int:
-    """Check-ins the outbox has seen answered (its bounded history), read beside the daemon's own connection."""
-    with contextlib.closing(Outbox(f"{state}/outbox.db", readonly=True)) as outbox:
-        return len(outbox.recent(100_000)) + outbox.dead_letter_count()
-
-
-def queue_depth(state: str) -> int:
-    with contextlib.closing(Outbox(f"{state}/outbox.db", readonly=True)) as outbox:
-        return outbox.depth()
 
 
 def run_trial(trial: int, config: str, log: str, rng: random.Random) -> tuple[list[str], list[str]]:
@@ -61,19 +47,19 @@ def test_kill_9_with_the_server_flapping_loses_and_duplicates_nothing(site, tmp_
     flapper = Flapper(site, random.Random(rng.random())).start()
     try:
         for trial in range(trials):
-            before = delivered_so_far(state) if trial else 0
+            before = delivered_count(state) if trial else 0
             burst, shown = run_trial(trial, config, log, rng)
             sent += burst
             acknowledged += shown
             assert len(shown) < BURST, "the kill came after the burst: nothing was tested"
-            during_delivery += delivered_so_far(state) > before and queue_depth(state) > 0
+            during_delivery += delivered_count(state) > before and queue_depth(state) > 0
             during_outage += flapper.down
     finally:
         flapper.stop()
 
     daemon = Daemon(config, log)
     try:
-        wait_until(lambda: collect(state)["queue_depth"] == 0, timeout=60, what="the queue to drain after restart")
+        wait_until(lambda: queue_depth(state) == 0, timeout=60, what="the queue to drain after restart")
     finally:
         assert daemon.stop() == 0
     on_server = [c["client_id"] for c in site.checkins()]

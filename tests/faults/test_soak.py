@@ -4,7 +4,6 @@ Open file descriptors, resident memory and queue depth stay flat; every check-in
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import statistics
 import threading
@@ -13,11 +12,9 @@ from collections import Counter
 
 import pytest
 
-from daemon.outbox import Outbox
-from daemon.status import collect
 from tests.integration.run_support import DEMO_ROSTER_SIZE, Daemon, Site, config_toml, wait_until
 
-from .support import Resources, mib, read_resources, scaled
+from .support import Resources, mib, queue_depth, read_resources, roster_size, scaled
 
 pytestmark = pytest.mark.faults
 
@@ -63,11 +60,6 @@ class Feeder:
             self._stop.wait(0.02)
 
 
-def queue_depth(state: str) -> int:
-    with contextlib.closing(Outbox(f"{state}/outbox.db", readonly=True)) as outbox:
-        return outbox.depth()
-
-
 def thirds(values: list) -> tuple[list, list]:
     third = max(1, len(values) // 3)
     return values[:third], values[-third:]
@@ -105,7 +97,7 @@ def test_a_compressed_soak_keeps_fds_memory_and_queue_flat(site, tmp_path, scale
     config.write_text(config_toml(state, site.url, site.token_file, logging={"level": "warning"}))
     daemon = Daemon(str(config), str(tmp_path / "tagd.log"))
     try:
-        wait_until(lambda: collect(state)["roster_size"] == DEMO_ROSTER_SIZE, timeout=20, what="the first sync")
+        wait_until(lambda: roster_size(state) == DEMO_ROSTER_SIZE, timeout=20, what="the first sync")
         seconds = scaled(SECONDS, scale, minimum=15)
         samples, queue, sent = run_soak(daemon, site, state, seconds)
         wait_until(lambda: len(daemon.acknowledged()) == sent, timeout=30, what="every scan decided")
