@@ -92,6 +92,19 @@ def _apply(conn: sqlite3.Connection, rows: list[tuple[str, str]]) -> int:
     return growth
 
 
+def read_meta(path: str) -> RosterMeta:
+    """The sync state through a read-only connection, for another process (`tagd status`): it neither migrates,
+    nor removes a `.new` file that a running daemon may be building, nor ever writes."""
+    conn = db.connect_reader(path)
+    try:
+        row = conn.execute("SELECT cursor, etag, synced_at, size FROM sync_state").fetchone()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot read the sync state: {exc}") from exc
+    finally:
+        conn.close()
+    return RosterMeta(*row)
+
+
 class RosterCache:
     """The roster file: indexed lookups for the scan path, deltas and full syncs from the sync worker."""
 

@@ -55,9 +55,10 @@ def daemon_alive(status: dict[str, Any] | None) -> bool:
 
 
 def store_counts(state_dir: str) -> dict[str, Any]:
-    """Counts read from the databases themselves, for when no daemon is running (so none can be swapping them)."""
+    """Counts read from the databases themselves, for when no daemon is running, through read-only connections
+    (a daemon that is just starting, not yet in status.json, may be building its first roster)."""
     from .outbox import Outbox
-    from .roster import RosterCache
+    from .roster import read_meta
 
     counts: dict[str, Any] = {}
     outbox_path, roster_path = os.path.join(state_dir, "outbox.db"), os.path.join(state_dir, "roster.db")
@@ -66,8 +67,8 @@ def store_counts(state_dir: str) -> dict[str, Any]:
             counts.update(queue_depth=outbox.depth(), oldest_queued_at=outbox.oldest_pending(),
                           dead_letters=outbox.dead_letter_count())
     if os.path.exists(roster_path):
-        with contextlib.suppress(TagdError), contextlib.closing(RosterCache(roster_path)) as roster:
-            meta = roster.meta()
+        with contextlib.suppress(TagdError):
+            meta = read_meta(roster_path)
             counts.update(roster_size=meta.size, roster_synced_at=meta.synced_at)
     return counts
 

@@ -255,3 +255,16 @@ def test_a_closed_cache_raises_a_store_error(path):
         cache.lookup("a1")
     with pytest.raises(StoreError, match="closed"):
         cache.put("A1", "active")
+
+
+def test_status_reading_the_roster_during_a_full_sync_leaves_the_sync_intact(tmp_path):
+    from daemon.status import store_counts
+
+    path = tmp_path / "roster.db"
+    with RosterCache(str(path)) as roster:
+        build = roster.begin_full_sync()
+        build.add([("A123", "active")])
+        counts = store_counts(str(tmp_path))  # `tagd status` while the daemon is still starting up
+        assert counts["roster_size"] == 0 and (tmp_path / "roster.db.new").exists()
+        build.commit("c1", None, 1.0)
+        assert roster.lookup("a123") == "active"
