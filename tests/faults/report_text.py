@@ -50,7 +50,7 @@ SECTIONS = [
      "libFuzzer through atheris on the pure parsers (serial framing, key decoding and framing, the configuration "
      "file, reply bodies), each target in its own process with `-rss_limit_mb=512`; the config target starts from "
      "the example configuration, the replies target from the contract's replies. A crash makes atheris exit "
-     "non-zero and save the input. Skipped where atheris is not installed (it is not in the test extras)."),
+     "non-zero and save the input. Skipped where atheris is not installed (the test extras install it on x86_64, where it has wheels)."),
     ("Hostile server", "test_hostile.py",
      "`tagd run` talks TLS to a front that forwards to the real server when sane and misbehaves on command on the "
      "check-in path. Per mode: scans are queued, the front turns away several delivery attempts, then becomes "
