@@ -1,6 +1,6 @@
 """Fuzz (atheris, coverage-guided): each target of atheris_targets.py in its own process for a number of runs;
 0 crashes (atheris exits non-zero and saves the input on any exception that is not tagd's own), memory within
-libFuzzer's RSS limit. Skipped where atheris is not installed (it is not in the test extras yet)."""
+libFuzzer's RSS limit. Skipped where atheris is not installed (the test extras install it on x86_64)."""
 
 from __future__ import annotations
 
