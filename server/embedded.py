@@ -52,8 +52,10 @@ def start_server(db_path: str, host: str = "127.0.0.1", port: int = 0, ssl_conte
         server = make_server(host, port, app, threaded=True, ssl_context=ssl_context)
         url = f"https://{_url_host(host)}:{server.server_port}"
         return ServerHandle(url, app, server.serve_forever, lambda: (server.shutdown(), server.server_close()))
+    # asyncore_loop_timeout is an int to waitress: 0.2 became 0, a select() loop that never slept and took a
+    # core away from the request threads. stop() wakes the loop through its trigger, so 1 s costs stop() nothing.
     server = waitress.create_server(app, host=host, port=port, threads=8, ident="tagd-server",
-                                    asyncore_loop_timeout=0.2)  # how long stop() may wait for the loop
+                                    asyncore_loop_timeout=1)
     url = f"http://{_url_host(host)}:{server.effective_port}"
     return ServerHandle(url, app, server.run, lambda: _stop_waitress(server))
 

@@ -19,15 +19,19 @@ from server.migrate import migrate
 from server.rules import Policy
 from server.sqlite_clients import ClientStatements
 from server.storage import (Business, Checkin, CheckinQuery, Device, EnrolmentCode, Location, Principal,
-                            RosterEntry, RosterSnapshot, Store, Tx)
+                            RosterSnapshot, Store, Tx)
 
+# json_object (SQLite's JSON1, built in since 3.38) writes each entry as JSON text with SQLite's own escaping:
+# valid JSON whatever a client_id holds, at C speed instead of one json.dumps per entry in Python.
 _ROSTER_PAGE = """
-    SELECT seq, client_id, status FROM clients
+    SELECT seq, json_object('client_id', client_id, 'status', status) FROM clients
      WHERE business_id = :b AND client_key IS NOT NULL AND seq > :after
     UNION ALL
-    SELECT seq, client_id, 'deleted' FROM roster_tombstones WHERE business_id = :b AND seq > :after
+    SELECT seq, json_object('client_id', client_id, 'status', 'deleted') FROM roster_tombstones
+     WHERE business_id = :b AND seq > :after
     ORDER BY seq LIMIT :limit
 """
+_ROSTER_BATCH = 2500  # rows per fetchmany: about 100 KB of JSON, one write to the socket
 
 
 def _connect(path: str, *, writer: bool) -> sqlite3.Connection:
@@ -94,10 +98,12 @@ class SqliteRosterSnapshot(RosterSnapshot):
         row = conn.execute("SELECT roster_seq, roster_horizon FROM businesses WHERE id = ?", (business_id,)).fetchone()
         self.seq, self.horizon = row
 
-    def entries(self, after: int, limit: int) -> Iterator[RosterEntry]:
-        rows = self._conn.execute(_ROSTER_PAGE, {"b": self._business_id, "after": after, "limit": limit})
-        for seq, client_id, status in rows:
-            yield RosterEntry(seq, client_id, status)
+    def entry_batches(self, after: int, limit: int) -> Iterator[list[tuple[int, str]]]:
+        rows = self._conn.cursor()
+        rows.row_factory = None  # plain tuples: no sqlite3.Row per entry
+        rows.execute(_ROSTER_PAGE, {"b": self._business_id, "after": after, "limit": limit})
+        while batch := rows.fetchmany(_ROSTER_BATCH):
+            yield batch
 
     def close(self) -> None:
         self._conn.close()

@@ -109,13 +109,6 @@ class ClientQuery:
     limit: int = 100
 
 
-@dataclass(frozen=True)
-class RosterEntry:
-    seq: int
-    client_id: str
-    status: str  # active, inactive or deleted (a tombstone)
-
-
 class RosterSnapshot(ABC):
     """A consistent read of one business's roster, held open while a page streams. Close it when done."""
 
@@ -123,8 +116,12 @@ class RosterSnapshot(ABC):
     horizon: int  # cursors below this are too old
 
     @abstractmethod
-    def entries(self, after: int, limit: int) -> Iterator[RosterEntry]:
-        """Live IDs and tombstones with seq > after, in seq order, at most `limit`."""
+    def entry_batches(self, after: int, limit: int) -> Iterator[list[tuple[int, str]]]:
+        """Live IDs and tombstones with seq > after, in seq order, at most `limit`, in batches of a few thousand.
+
+        Each entry is `(seq, text)`, `text` being the contract's RosterEntry as a JSON object
+        (`{"client_id":"...","status":"..."}`), so a page is written without decoding and re-encoding every row.
+        """
 
     @abstractmethod
     def close(self) -> None: ...
