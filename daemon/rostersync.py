@@ -54,7 +54,7 @@ class RosterSync:
             page = self.client.roster_page(cursor, limit=self.page_size, etag=etag)
             if isinstance(page, NotModified):  # nothing to write: the cursor and ETag stored are still right
                 return SyncReport("unchanged" if not applied else "delta", applied, self.roster.size())
-            self.roster.apply_delta(_rows(page.items), page.next_cursor, page.etag, self.clock())
+            self.roster.apply_delta(page.items, page.next_cursor, page.etag, self.clock())
             applied += len(page.items)
             cursor, etag = page.next_cursor, page.etag
             if not page.more:
@@ -66,7 +66,7 @@ class RosterSync:
             cursor, applied = None, 0
             while True:
                 page = self.client.roster_page(cursor, limit=self.page_size)
-                build.add(_rows(page.items))
+                build.add(page.items)
                 applied += len(page.items)
                 cursor = page.next_cursor
                 if not page.more:
@@ -77,10 +77,6 @@ class RosterSync:
             raise
         log.info("roster full sync: %d entries", applied)
         return SyncReport("full", applied, self.roster.size())
-
-
-def _rows(items) -> list[tuple[str, str]]:
-    return [(item.client_id, str(item.status)) for item in items]
 
 
 class RosterSyncWorker:

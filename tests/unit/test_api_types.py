@@ -41,6 +41,22 @@ def test_a_bad_roster_entry_is_named_by_its_position(entry, complaint):
         parse_roster_page(body, None)
 
 
+@pytest.mark.parametrize(("entry", "complaint"), [
+    ({"client_id": "M1001\n", "status": "active"}, "items[2].client_id: not a client ID"),
+    ({"client_id": "M" * 65, "status": "active"}, "items[2].client_id: not a client ID"),
+    ({"client_id": 1001, "status": "active"}, "items[2].client_id: expected a string, got a number"),
+    ({"client_id": "M1001", "status": ["active"]}, "items[2].status: expected a string, got an array"),
+    ({"client_id": "M1001", "status": "Active"}, "items[2].status: unexpected value 'Active'"),
+    ({"status": "active"}, "items[2].client_id: missing"),
+    ([["M1001", "active"]], "items[2]: expected an object, got an array"),
+])
+def test_a_bad_entry_after_good_ones_is_named_by_its_position(entry, complaint):
+    good = {"client_id": "M1", "status": "inactive"}
+    body = {"reset": True, "items": [good, good, entry, good], "next_cursor": "1", "more": False}
+    with pytest.raises(ReplyShapeError, match=f"^{complaint}".replace("[", r"\[").replace("]", r"\]")):
+        parse_roster_page(body, None)
+
+
 @pytest.mark.parametrize("value", [True, 1.0, "3", None, 0, 2**53])
 def test_an_id_must_be_a_json_integer_in_range(value):
     with pytest.raises(ReplyShapeError, match="device_id"):

@@ -58,6 +58,34 @@ def test_a_bad_entry_rejects_the_whole_delta_and_keeps_the_cursor(cache):
     assert cache.meta() == RosterMeta(cursor="1", etag=None, synced_at=10.0, size=1)
 
 
+def test_a_page_is_applied_in_order_when_an_id_is_deleted_and_given_again(cache):
+    cache.apply_delta([("A1", "active"), ("B2", "active")], "1", None, 10.0)
+    page = [("a1", "deleted"), ("A1", "inactive"), ("B2", "deleted"), ("C3", "active"), ("c3", "inactive"),
+            ("C3", "deleted"), ("b2", "active")]
+    cache.apply_delta(page, "2", None, 20.0)
+    assert [cache.lookup(i) for i in ("a1", "b2", "c3")] == ["inactive", "active", None]
+    assert cache.size() == 2
+    with cache.begin_full_sync() as sync:
+        sync.add(page)
+        sync.commit("3", None, 30.0)
+    assert [cache.lookup(i) for i in ("a1", "b2", "c3")] == ["inactive", "active", None]
+    assert cache.size() == 2
+
+
+@pytest.mark.parametrize(("entry", "complaint"), [
+    (("B2", "banned"), "status must be"), (("B2", ["active"]), "status must be"), ((b"B2", "active"), "non-empty"),
+    (("", "active"), "non-empty"), ((None, "active"), "non-empty"), (("B2",), "not a .client_id, status. pair"),
+    ("B22", "not a .client_id, status. pair"), (7, "not a .client_id, status. pair"),
+])
+def test_one_bad_entry_late_in_a_page_rejects_the_page(cache, entry, complaint):
+    good = [(f"K{n}", "active") for n in range(500)]
+    with pytest.raises(StoreError, match=complaint):
+        cache.apply_delta([*good, entry, *good[:3]], "2", None, 20.0)
+    with pytest.raises(StoreError, match=complaint), cache.begin_full_sync() as sync:
+        sync.add([*good, entry])
+    assert cache.size() == 0 and cache.lookup("K1") is None
+
+
 def test_put_records_a_link_without_moving_the_cursor(cache):
     cache.apply_delta([("A1", "inactive")], "7", None, 10.0)
     cache.put("NEW1", "active")
