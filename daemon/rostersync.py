@@ -13,13 +13,13 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .api_types import NotModified
+from .api_types import NotModified, RosterPage
 from .connectivity import Connectivity
 from .errors import CursorExpired, ServerError, StoreError
-from .roster import RosterCache
+from .roster import FullSync, RosterCache
 from .settings import SyncSettings
 
 log = logging.getLogger("tagd.roster")
@@ -61,22 +61,38 @@ class RosterSync:
                 return SyncReport("delta", applied, self.roster.size())
 
     def full(self) -> SyncReport:
+        """Fetch page n+1 on a helper thread while page n is stored: the server's work and ours overlap.
+
+        Never more than one page ahead (memory stays bounded), and the client is never used by two threads at
+        once: while the helper holds a request this thread only stores, and it waits for the helper before
+        it returns or raises.
+        """
         build = self.roster.begin_full_sync()
         try:
-            cursor, applied = None, 0
-            while True:
-                page = self.client.roster_page(cursor, limit=self.page_size)
-                build.add(page.items)
-                applied += len(page.items)
-                cursor = page.next_cursor
-                if not page.more:
-                    break
-            build.commit(cursor, page.etag, self.clock())
+            with ThreadPoolExecutor(1, thread_name_prefix="tagd-roster-fetch") as fetcher:
+                applied, page = self._fetch_all(build, fetcher)
+            build.commit(page.next_cursor, page.etag, self.clock())
         except BaseException:
             build.abort()  # the old roster stays in service, untouched
             raise
         log.info("roster full sync: %d entries", applied)
         return SyncReport("full", applied, self.roster.size())
+
+    def _fetch_all(self, build: FullSync, fetcher: Executor) -> tuple[int, RosterPage]:
+        """Every page into `build`; the number of entries and the last page."""
+        applied, ahead = 0, fetcher.submit(self.client.roster_page, None, limit=self.page_size)
+        while True:
+            page = ahead.result()
+            if page.more:
+                ahead = fetcher.submit(self.client.roster_page, page.next_cursor, limit=self.page_size)
+            try:
+                build.add(page.items)
+            except BaseException:
+                ahead.cancel()  # the executor's exit waits for a request already under way
+                raise
+            applied += len(page.items)
+            if not page.more:
+                return applied, page
 
 
 class RosterSyncWorker:
