@@ -13,6 +13,7 @@ import pytest
 
 from daemon.api_client import ServerClient
 from daemon.bootstrap import load_settings, make_reader, sync_roster_now
+from daemon.errors import Unreachable
 from daemon.roster import RosterCache
 from daemon.rostersync import RosterSync
 from daemon.service import Reader
@@ -191,3 +192,38 @@ def test_a_full_sync_of_several_pages_succeeds_after_a_recent_tombstone_prune(si
     with RosterCache(str(tmp_path / "roster.db")) as roster, ServerClient(settings_for(site), site.token) as client:
         report = RosterSync(roster, client, page_size=50).sync()
     assert (report.kind, report.size) == ("full", DEMO_ROSTER_SIZE - 1 + 100)
+
+
+class FailingPages:
+    """Test seam on our side of the wire: the real client's page reads, counted; read number `fail_at` is refused
+    as if the server had gone away, and any read after it is recorded (there must be none)."""
+
+    def __init__(self, client: ServerClient, fail_at: int):
+        self.reads, self.fail_at, self.after_failure = 0, fail_at, 0
+        read_page = client.roster_page
+
+        def roster_page(cursor=None, **options):
+            self.reads += 1
+            if self.reads == self.fail_at:
+                raise Unreachable("GET /v1/device/roster", "connection refused (test)")
+            if self.reads > self.fail_at:
+                self.after_failure += 1
+            return read_page(cursor, **options)
+
+        client.roster_page = roster_page
+
+
+def test_a_full_sync_that_loses_the_server_mid_way_keeps_the_old_roster_and_reads_no_further(site, tmp_path):
+    site.add_clients(200)
+    path = str(tmp_path / "roster.db")
+    with RosterCache(path) as roster, ServerClient(settings_for(site), site.token) as client:
+        RosterSync(roster, client, page_size=100).full()
+        before = roster.meta()
+        pages = FailingPages(client, fail_at=2)
+        with pytest.raises(Unreachable):
+            RosterSync(roster, client, page_size=50).full()
+        assert (pages.reads, pages.after_failure) == (2, 0)
+        assert roster.meta() == before and roster.lookup(MEMBER) is not None
+        assert not os.path.exists(roster.new_path)
+        # the client is free again: the next sync uses it from this thread
+        assert RosterSync(roster, client, page_size=100).sync().kind in ("unchanged", "delta")
