@@ -150,6 +150,10 @@ FailureAction=poweroff-force
 
 [Service]
 Type=oneshot
+# The host's root carries /.dockerenv, so the guest's systemd believes it runs in a container and leaves / private
+# instead of making it shared as it does on a real boot; without shared propagation LoadCredential= hands a
+# DynamicUser= service an empty, root-only credentials directory. The guest is a VM: share / as systemd would.
+ExecStartPre=/bin/mount --make-rshared /
 ExecStart=/bin/sh -c 'sh {GUEST_SHARE}/run.sh > {GUEST_SHARE}/output.txt 2>&1; echo $? > {GUEST_SHARE}/exit-status.new; \
 sync; mv {GUEST_SHARE}/exit-status.new {GUEST_SHARE}/exit-status'
 StandardOutput=journal+console
