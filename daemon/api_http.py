@@ -7,7 +7,6 @@ dripping reply can hold memory or the caller without limit.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import time
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from . import __version__
 from .api_types import parse_error_body
 from .errors import (AuthRejected, BadReply, Conflict, CursorExpired, InsecureURL, RequestRejected, ServerError,
                      ServerFault, ServerTimeout, Throttled, Unreachable)
+from .hosts import is_loopback_host
 from .privacy import server_message_for_log
 from .settings import ServerSettings
 
@@ -42,18 +42,6 @@ class Reply:
     @property
     def server_time(self) -> datetime | None:
         return parse_http_date(self.headers.get("Date", ""))
-
-
-def is_loopback_host(host: str) -> bool:
-    """127.0.0.0/8, ::1 (also as ::ffff:127.x) or the name 'localhost'; other names are not resolved to decide."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return (mapped or address).is_loopback
 
 
 def server_base_url(url: str, allow_insecure_http: bool) -> str:

@@ -12,7 +12,6 @@ in config/tagd.example.toml.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
 import re
 import tomllib
@@ -22,10 +21,11 @@ from urllib.parse import urlsplit
 
 from .config_feedback import FEEDBACK_KEYS, parse_feedback, render_feedback
 from .config_link import LINK_FIELDS
-from .config_fields import (Field, boolean, checked, describe, float_range, http_url, int_range, key_path,
+from .config_fields import (Field, array_of_tables, boolean, checked, describe, float_range, http_url, int_range, key_path,
                             matching, off_when_zero, one_of, reject_unknown, render_fields, str_list, string,
                             text_encoding, walk)
 from .errors import ConfigError
+from .hosts import is_loopback_host
 from .settings import (CasePolicy, CheckinSettings, DecisionPolicy, DeliverySettings, FramingRules,
                        HidScannerSettings, LinkSettings, LoggingSettings, ScannerSettings, ScanSettings, SerialFraming,
                        SerialScannerSettings, ServerSettings, Settings, StateSettings, StdinScannerSettings,
@@ -204,31 +204,14 @@ def _table(data: Mapping[str, Any], key: str, name: str) -> Mapping[str, Any]:
 def _server(table: Mapping[str, Any], name: str) -> ServerSettings:
     server = ServerSettings(**walk(table, SERVER_FIELDS, "server", name))
     url = urlsplit(server.url)
-    if url.scheme == "http" and not _is_loopback(url.hostname) and not server.allow_insecure_http:
+    if url.scheme == "http" and not is_loopback_host(url.hostname or "") and not server.allow_insecure_http:
         raise ConfigError(name, "server.url", "plain http:// to a host other than this one sends the device token "
                                               "in clear; use https://, or set server.allow_insecure_http = true")
     return server
 
 
-def _is_loopback(host: str | None) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host or "").is_loopback
-    except ValueError:
-        return False
-
-
 def _scanners(tables: Any, name: str) -> tuple[ScannerSettings, ...]:
-    if not isinstance(tables, list):
-        raise ConfigError(name, "scanners", f"must be an array of tables ([[scanners]]), got {describe(tables)}")
-    scanners = tuple(_scanner(table, f"scanners[{index}]", index, name) for index, table in enumerate(tables))
-    first_with_name: dict[str, int] = {}
-    for index, scanner in enumerate(scanners):
-        if scanner.name in first_with_name:
-            first = first_with_name[scanner.name]
-            raise ConfigError(name, f"scanners[{index}].name",
-                              f"{describe(scanner.name)} is already the name of scanners[{first}]")
-        first_with_name[scanner.name] = index
-    return scanners
+    return array_of_tables(tables, "scanners", name, lambda table, path, index: _scanner(table, path, index, name))
 
 
 def _scanner(table: Any, path: str, index: int, name: str) -> ScannerSettings:

@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .config_fields import (Field, Problem, boolean, checked, describe, float_range, int_range, key_path,
+from .config_fields import (Field, array_of_tables, Problem, boolean, checked, describe, float_range, int_range, key_path,
                             matching, one_of, reject_unknown, render_fields, string, toml_string, walk)
 from .errors import ConfigError
 from .patterns import ROLES, Signal, format_pattern, parse_pattern
@@ -76,16 +76,7 @@ def parse_button(table: Mapping[str, Any], file: str) -> ButtonSettings:
 
 
 def parse_outputs(tables: Any, file: str) -> tuple[OutputSettings, ...]:
-    if not isinstance(tables, list):
-        raise ConfigError(file, "outputs", f"must be an array of tables ([[outputs]]), got {describe(tables)}")
-    outputs = tuple(_output(table, f"outputs[{index}]", index, file) for index, table in enumerate(tables))
-    seen: dict[str, int] = {}
-    for index, output in enumerate(outputs):
-        if output.name in seen:
-            raise ConfigError(file, f"outputs[{index}].name",
-                              f"{describe(output.name)} is already the name of outputs[{seen[output.name]}]")
-        seen[output.name] = index
-    return outputs
+    return array_of_tables(tables, "outputs", file, lambda table, path, index: _output(table, path, index, file))
 
 
 def _output(table: Any, path: str, index: int, file: str) -> OutputSettings:

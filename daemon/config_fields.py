@@ -264,3 +264,17 @@ def render_fields(settings: object, fields: Sequence[Field]) -> list[str]:
         return f"{field.key} = {toml_string(HIDDEN) if field.secret else toml_value(field.to_toml(value))}"
 
     return [line(field) for field in fields]
+
+
+def array_of_tables(tables: Any, key: str, file: str, build: Callable[[Any, str, int], Any]) -> tuple:
+    """`[[key]]` tables, each built by `build(table, path, index)`; their names must be unique."""
+    if not isinstance(tables, list):
+        raise ConfigError(file, key, f"must be an array of tables ([[{key}]]), got {describe(tables)}")
+    items = tuple(build(table, f"{key}[{index}]", index) for index, table in enumerate(tables))
+    first_with_name: dict[str, int] = {}
+    for index, item in enumerate(items):
+        if item.name in first_with_name:
+            raise ConfigError(file, f"{key}[{index}].name",
+                              f"{describe(item.name)} is already the name of {key}[{first_with_name[item.name]}]")
+        first_with_name[item.name] = index
+    return items
