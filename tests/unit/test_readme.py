@@ -11,7 +11,7 @@ def readme_commands() -> list[str]:
 
 
 def test_readme_has_exactly_two_setup_commands_that_install_first():
-    commands = readme_commands()[:2]
+    commands = readme_commands()  # the set-up commands are the README's only `sh` blocks
     assert len(commands) == 2
     assert all(c.startswith("scripts/install.sh") for c in commands)
 
