@@ -105,7 +105,8 @@ def format_devices(rows: list[dict]) -> str:
     lines = []
     for row in rows:
         path = row.get("by_id") or row.get("path") or row.get("device")
-        access = "ok" if row.get("can_open", True) and row.get("can_grab", True) else row.get("problem") or "no access"
+        usable = all(row.get(key, True) for key in ("can_open", "can_grab", "accessible"))  # hid and serial keys
+        access = "ok" if usable else row.get("problem") or row.get("reason") or "no access"
         hint = "  [scanner?]" if row.get("looks_like_scanner") else ""
         lines.append(f"{row['kind']:6}  {row.get('vendor_product') or '-':9}  {path}\n"
                      f"        {row.get('name') or row.get('description') or ''}{hint}  access: {access}")
