@@ -8,8 +8,11 @@ Two test-rig steps, neither a change to the unit:
 - The unit's ProtectHome=yes hides /root from the service, and this host's virtual environment runs pyenv's
   Python under /root/.pyenv (its libpython too, by rpath). So, as scripts/install.sh does on a reader
   (`python3 -m venv` into /opt/tagd/.venv), the guest gets a venv from Debian's /usr/bin/python3.11 at
-  /opt/tagd/.venv; a .pth adds the project venv's site-packages (the editable tagd and its dependencies, the same
-  Python minor version). /work/main and that site-packages are world-readable, as /opt/tagd is on a reader.
+  /opt/tagd/.venv; a .pth puts this checkout and its venv's site-packages (tagd's dependencies, the same Python
+  minor version) on its path. The checkout may live anywhere (CI clones it under /tmp, which the unit's
+  PrivateTmp= hides; or under /root or /home, which ProtectHome= hides), so it is bind-mounted at /opt/tagd/src,
+  where a reader's checkout lives, and imported from there (not through the editable install's finder, which
+  points at the original path).
 - A drop-in sets WatchdogSec=20 (the shipped 60 s) so the watchdog test waits a third as long. Nothing else is
   overridden.
 """
@@ -34,6 +37,7 @@ from .guest_tools import REPO, VirtualScanner, hid_scanner_config
 pytestmark = pytest.mark.system
 
 VENV = Path("/opt/tagd/.venv")
+SOURCE = Path("/opt/tagd/src")  # this checkout, bind-mounted where the service can see it
 TAGD = VENV / "bin" / "tagd"
 CONFIG = Path("/etc/tagd/tagd.toml")
 DROP_IN = Path("/etc/systemd/system/tagd.service.d/watchdog.conf")
@@ -72,10 +76,12 @@ def wait_for(predicate, timeout: float, what: str):
 
 def make_readable_venv() -> None:
     """The test-rig venv a DynamicUser can execute (see the module docstring)."""
+    SOURCE.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "--bind", str(REPO), str(SOURCE)], check=True)
     subprocess.run(["/usr/bin/python3.11", "-m", "venv", "--without-pip", str(VENV)], check=True)
-    project = REPO / ".venv" / "lib" / "python3.11" / "site-packages"
+    project = SOURCE / ".venv" / "lib" / "python3.11" / "site-packages"
     (VENV / "lib" / "python3.11" / "site-packages" / "tagd-rig.pth").write_text(
-        f"import site; site.addsitedir({str(project)!r})\n")
+        f"import sys, site; sys.path.insert(0, {str(SOURCE)!r}); site.addsitedir({str(project)!r})\n")
     TAGD.write_text(f"#!{VENV}/bin/python\nimport sys\nfrom daemon.cli import main\nsys.exit(main())\n")
     TAGD.chmod(0o755)
 
