@@ -36,9 +36,16 @@ def config(site, tmp_path):
     return path
 
 
+def is_up(status: dict) -> bool:
+    """The running daemon's own status.json says: synced, scanner attached. (Before the daemon writes it, `tagd
+    status` reads the databases, which can show the synced roster a moment before status.json catches up.)"""
+    return (status["running"] and status["roster_size"] == DEMO_ROSTER_SIZE
+            and status["scanners"].get("terminal", {}).get("state") == "attached")
+
+
 def started(config, tmp_path) -> Daemon:
     daemon = Daemon(str(config), str(tmp_path / "tagd.log"))
-    wait_until(lambda: tagd_status(str(config))["roster_size"] == DEMO_ROSTER_SIZE, what="the first roster sync")
+    wait_until(lambda: is_up(tagd_status(str(config))), timeout=30, what="the daemon's status after its first roster sync")
     return daemon
 
 
