@@ -190,8 +190,18 @@ def parse(data: Mapping[str, Any], file: str) -> Settings:
                 for key, (cls, fields) in SECTIONS.items()}
     if sections["delivery"].backoff_initial_s > sections["delivery"].backoff_max_s:
         raise ConfigError(name, "delivery.backoff_initial_s", "must be <= delivery.backoff_max_s")
+    _check_staff_cards(sections["link"].staff_cards, scan, name)
     return Settings(source=file, scan=scan, scanners=_scanners(data.get("scanners", []), name), logging=logging,
                     server=server, **sections, **parse_feedback(data, name))
+
+
+def _check_staff_cards(cards: tuple[str, ...], scan: ScanSettings, name: str) -> None:
+    """A staff card is scanned like any tag: one the scan rules refuse would never open link mode."""
+    for index, card in enumerate(cards):
+        if not scan.min_length <= len(card) <= scan.max_length:
+            raise ConfigError(name, f"link.staff_cards[{index}]",
+                              f"{describe(card)} is {len(card)} characters: scans of "
+                              f"{scan.min_length}..{scan.max_length} only are read (scan.min_length, scan.max_length)")
 
 
 def _table(data: Mapping[str, Any], key: str, name: str) -> Mapping[str, Any]:

@@ -78,6 +78,8 @@ BAD_VALUES = [
     ("[link]\nconfirm_s = 0", "link.confirm_s: must be a number >= 1 and <= 60, got 0"),
     ('[link]\nstaff_cards = ["STAFF-1"]',
      'link.staff_cards[0]: must be a card ID of letters and digits such as "STAFF01", got "STAFF-1"'),
+    ('[link]\nstaff_cards = ["ST1"]', 'link.staff_cards[0]: "ST1" is 3 characters: scans of 4..32 only are read '
+                                      '(scan.min_length, scan.max_length)'),
     ('[[scanners]]\ntype = "usb"', 'scanners[0].type: must be one of hid, serial, stdin, got "usb"'),
     ('[[scanners]]\nname = "door"', 'scanners[0].type: missing; must be one of hid, serial, stdin'),
     (STDIN + 'name = ""', 'scanners[0].name: must be a non-empty string, got ""'),
