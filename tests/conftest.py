@@ -51,3 +51,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def site(tmp_path):
+    """The reference server on loopback with the demo business, and this reader enrolled (run_support.Site)."""
+    from tests.integration.run_support import Site
+
+    site = Site(str(tmp_path))
+    yield site
+    site.stop()

@@ -8,20 +8,13 @@ from collections import Counter
 
 import pytest
 
-from tests.integration.run_support import Daemon, Site, config_toml, wait_until
+from tests.integration.run_support import Daemon, config_toml, wait_until
 
 from .support import Flapper, delivered_count, queue_depth, scaled
 
 pytestmark = pytest.mark.faults
 
 TRIALS, BURST = 12, 200  # trials at the CI scale; scans sent in each trial (the kill comes in its first half)
-
-
-@pytest.fixture
-def site(tmp_path):
-    site = Site(str(tmp_path))
-    yield site
-    site.stop()
 
 
 def run_trial(trial: int, config: str, log: str, rng: random.Random) -> tuple[list[str], list[str]]:

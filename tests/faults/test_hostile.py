@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.integration.fault_http import FaultServer
-from tests.integration.run_support import DEMO_ROSTER_SIZE, Daemon, Site, config_toml, wait_until
+from tests.integration.run_support import DEMO_ROSTER_SIZE, Daemon, config_toml, wait_until
 
 from .hostile_proxy import TLS_MODES, HostileProxy
 from .support import last_error, mib, queue_depth, read_resources, reset_peak_rss, roster_size, scaled
@@ -32,13 +32,6 @@ EXPECTED = {  # what status (and the log) says about each
     "wrong TLS host": "Hostname mismatch, certificate is not valid for 'localhost'",
     "wrong CA": "certificate verify failed: unable to get local issuer certificate",
 }
-
-
-@pytest.fixture
-def site(tmp_path):
-    site = Site(str(tmp_path))
-    yield site
-    site.stop()
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 
 from daemon.bootstrap import make_reader
 from daemon.settings import DeliverySettings
-from tests.integration.run_support import (DEMO_ROSTER_SIZE, RecordingFeedback, Site, fake_scanners,
-                                           reader_settings, until, wire_time)
+from tests.integration.run_support import (DEMO_ROSTER_SIZE, RecordingFeedback, fake_scanners, reader_settings,
+                                           until, wire_time)
 
 from .support import scaled
 
@@ -19,13 +19,6 @@ pytestmark = pytest.mark.faults
 
 SCANS = 10_000  # at the CI scale; 100,000 at scale 10
 T0_MS = 1_750_000_000_000  # scan times on whole milliseconds, a year before the run: exact on the wire
-
-
-@pytest.fixture
-def site(tmp_path):
-    site = Site(str(tmp_path))
-    yield site
-    site.stop()
 
 
 def scan_times(count: int) -> list[float]:

@@ -26,13 +26,6 @@ CYCLE_S, OUTAGE_S = 6.0, 1.5  # the server is down for the last OUTAGE_S of ever
 MEMBERS = [f"M{number}" for number in range(1001, 1037)]
 
 
-@pytest.fixture
-def site(tmp_path):
-    site = Site(str(tmp_path))
-    yield site
-    site.stop()
-
-
 class Feeder:
     """Writes scans to the daemon's scanner at RATE from a thread: every fourth a member, the rest new IDs."""
 

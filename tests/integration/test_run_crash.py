@@ -6,20 +6,11 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-import pytest
-
 from daemon.status import collect, store_counts
 
-from .run_support import Daemon, Site, config_toml, wait_until
+from .run_support import Daemon, config_toml, wait_until
 
 TRIALS, BURST = 5, 60
-
-
-@pytest.fixture
-def site(tmp_path):
-    site = Site(str(tmp_path))
-    yield site
-    site.stop()
 
 
 def test_kill_9_during_scans_and_delivery_keeps_each_acknowledged_scan_exactly_once(site, tmp_path):

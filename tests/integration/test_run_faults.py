@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import time
 
 import pytest
 
@@ -19,13 +18,6 @@ from .run_support import (DEMO_ROSTER_SIZE, INACTIVE, MEMBER, TAGD, FaultProxy, 
 
 CHECKINS, ROSTER = "/v1/device/checkins", "/v1/device/roster"
 IDS = [MEMBER, "M1002", INACTIVE, "ZZZZ9", "M1003"]
-
-
-@pytest.fixture
-def site(tmp_path):
-    site = Site(str(tmp_path))
-    yield site
-    site.stop()
 
 
 @pytest.fixture

@@ -6,21 +6,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-import pytest
-
 from daemon.bootstrap import make_reader
 from daemon.gestures import Gesture
 from daemon.linkmode import State
 from daemon.settings import ButtonSettings
 
-from .run_support import DEMO_ROSTER_SIZE, MEMBER, RecordingFeedback, Site, fake_scanners, reader_settings, until
-
-
-@pytest.fixture
-def site(tmp_path):
-    site = Site(str(tmp_path))
-    yield site
-    site.stop()
+from .run_support import DEMO_ROSTER_SIZE, MEMBER, RecordingFeedback, fake_scanners, reader_settings, until
 
 
 def linking_reader(site, tmp_path, feedback):

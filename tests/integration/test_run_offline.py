@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from daemon.bootstrap import make_reader
 
-from .run_support import (DEMO_ROSTER_SIZE, INACTIVE, MEMBER, RecordingFeedback, Site, fake_scanners,
-                          reader_settings, until, wire_time)
+from .run_support import (DEMO_ROSTER_SIZE, INACTIVE, MEMBER, RecordingFeedback, fake_scanners, reader_settings,
+                          until, wire_time)
 
 T0 = 1_750_000_000.0  # scan times on whole milliseconds: exact through float, wire format and the server
-
-
-@pytest.fixture
-def site(tmp_path):
-    site = Site(str(tmp_path))
-    yield site
-    site.stop()
 
 
 def test_scans_during_an_outage_are_decided_from_the_roster_and_delivered_once_in_order_when_it_ends(site, tmp_path):

@@ -6,19 +6,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-import pytest
-
 from daemon.bootstrap import make_reader
 from daemon.settings import CheckinSettings, DecisionPolicy
 
-from .run_support import DEMO_ROSTER_SIZE, MEMBER, RecordingFeedback, Site, fake_scanners, reader_settings, until
-
-
-@pytest.fixture
-def site(tmp_path):
-    site = Site(str(tmp_path))
-    yield site
-    site.stop()
+from .run_support import DEMO_ROSTER_SIZE, MEMBER, RecordingFeedback, fake_scanners, reader_settings, until
 
 
 def online_reader(site, tmp_path, feedback):

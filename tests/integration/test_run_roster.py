@@ -28,13 +28,6 @@ CRASH_LARGE = 20_000  # ten pages: the kill lands long before the last
 PAGE = 5000
 
 
-@pytest.fixture
-def site(tmp_path):
-    site = Site(str(tmp_path))
-    yield site
-    site.stop()
-
-
 def settings_for(site: Site) -> ServerSettings:
     return ServerSettings(url=site.url)
 

@@ -18,15 +18,8 @@ from daemon.service import serve
 from daemon.settings import StdinScannerSettings
 from drivers.terminal import StdinScanner
 
-from .run_support import (DEMO_ROSTER_SIZE, INACTIVE, MEMBER, TAGD, Daemon, Site, config_toml, reader_settings,
+from .run_support import (DEMO_ROSTER_SIZE, INACTIVE, MEMBER, TAGD, Daemon, config_toml, reader_settings,
                           tagd_status, wait_until)
-
-
-@pytest.fixture
-def site(tmp_path):
-    site = Site(str(tmp_path))
-    yield site
-    site.stop()
 
 
 @pytest.fixture

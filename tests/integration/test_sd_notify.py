@@ -15,8 +15,7 @@ import pytest
 from daemon import privacy
 from daemon.privacy import client_hash, load_or_create_key
 
-from .run_support import (INACTIVE, MEMBER, TAGD, Daemon, FaultProxy, Forwarded, Site, _send, config_toml,
-                          wait_until)
+from .run_support import INACTIVE, MEMBER, TAGD, Daemon, FaultProxy, Forwarded, _send, config_toml, wait_until
 
 WATCHDOG_USEC = 600_000  # pings every 0.3 s
 
@@ -52,13 +51,6 @@ class NotifySocket:
 
     def close(self) -> None:
         self.sock.close()
-
-
-@pytest.fixture
-def site(tmp_path):
-    site = Site(str(tmp_path))
-    yield site
-    site.stop()
 
 
 @pytest.fixture
