@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import requests
 import trustme
 
 from tests.integration import fault_http
 from tests.integration.fault_http import FaultHandler, drip, endless, redirect, reply, stall_before_headers, truncated
+from tests.integration.run_support import forward, send_forwarded
 
 HUNDRED_MB = 100 * 1024 * 1024
 DEVICE_PATHS = ("/v1/device/checkins", "/v1/device/roster", "/v1/device/me", "/v1/device/link-target")
@@ -139,14 +139,7 @@ class HostileProxy:
             hit.ended = time.monotonic()
 
     def _forward(self, handler: FaultHandler) -> None:
-        seen = next(s for s in reversed(handler.server.seen) if s.client_port == handler.client_address[1])
-        headers = {k: v for k, v in seen.headers.items()
-                   if k.lower() in ("authorization", "content-type", "if-none-match", "accept")}
-        answer = requests.request(handler.command, self.target + handler.path, headers=headers, data=seen.body,
-                                  timeout=10)
-        kept = {k: v for k, v in answer.headers.items() if k.lower() in ("content-type", "etag", "retry-after")}
-        handler.head(answer.status_code, {**kept, "Content-Length": str(len(answer.content))})
-        handler.body(answer.content)
+        send_forwarded(handler, forward(handler, self.target))
 
 
 def _context(certificate: trustme.LeafCert) -> ssl.SSLContext:

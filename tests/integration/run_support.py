@@ -312,21 +312,25 @@ class FaultProxy:
         name, fault, forward_first = self.faults[path].popleft() if self.faults[path] else ("", None, False)
         self.hits.append(Hit(time.monotonic(), path, name))
         if fault is None:
-            _send(handler, self._forward(handler))
+            send_forwarded(handler, self._forward(handler))
         else:
             fault(handler, self._forward(handler) if forward_first else None)
 
     def _forward(self, handler: FaultHandler) -> Forwarded:
-        seen = next(s for s in reversed(handler.server.seen) if s.client_port == handler.client_address[1])
-        headers = {k: v for k, v in seen.headers.items()
-                   if k.lower() in ("authorization", "content-type", "if-none-match", "accept")}
-        reply = requests.request(handler.command, self.target + handler.path, headers=headers, data=seen.body,
-                                 timeout=10)
-        kept = {k: v for k, v in reply.headers.items() if k.lower() in ("content-type", "etag", "retry-after")}
-        return Forwarded(reply.status_code, kept, reply.content)
+        return forward(handler, self.target)
 
 
-def _send(handler: FaultHandler, reply: Forwarded) -> None:
+def forward(handler: FaultHandler, target: str) -> Forwarded:
+    """Pass the request `handler` received on to `target` (the real server) and return its reply, unsent."""
+    seen = next(s for s in reversed(handler.server.seen) if s.client_port == handler.client_address[1])
+    headers = {k: v for k, v in seen.headers.items()
+               if k.lower() in ("authorization", "content-type", "if-none-match", "accept")}
+    reply = requests.request(handler.command, target + handler.path, headers=headers, data=seen.body, timeout=10)
+    kept = {k: v for k, v in reply.headers.items() if k.lower() in ("content-type", "etag", "retry-after")}
+    return Forwarded(reply.status_code, kept, reply.content)
+
+
+def send_forwarded(handler: FaultHandler, reply: Forwarded) -> None:
     handler.head(reply.status, {**reply.headers, "Content-Length": str(len(reply.body))})
     handler.body(reply.body)
 
@@ -335,11 +339,11 @@ def status_reply(status: int, headers: dict[str, str] | None = None) -> Fault:
     body = json.dumps({"error": {"code": "busy" if status in (429, 503) else "internal", "message": "injected"}})
 
     def fault(handler: FaultHandler, _: Forwarded | None) -> None:
-        _send(handler, Forwarded(status, {"Content-Type": "application/json", **(headers or {})}, body.encode()))
+        send_forwarded(handler, Forwarded(status, {"Content-Type": "application/json", **(headers or {})}, body.encode()))
     return fault
 
 
 def garbage_reply(content_type: str = "text/html", body: bytes = b"<html>502 Bad Gateway</html>") -> Fault:
     def fault(handler: FaultHandler, _: Forwarded | None) -> None:
-        _send(handler, Forwarded(200, {"Content-Type": content_type}, body))
+        send_forwarded(handler, Forwarded(200, {"Content-Type": content_type}, body))
     return fault

@@ -15,7 +15,8 @@ import pytest
 from daemon import privacy
 from daemon.privacy import client_hash, load_or_create_key
 
-from .run_support import INACTIVE, MEMBER, TAGD, Daemon, FaultProxy, Forwarded, _send, config_toml, wait_until
+from .run_support import (INACTIVE, MEMBER, TAGD, Daemon, FaultProxy, Forwarded, config_toml, send_forwarded,
+                          wait_until)
 
 WATCHDOG_USEC = 600_000  # pings every 0.3 s
 
@@ -190,4 +191,4 @@ def _echoing_refusal(handler, _) -> None:
     seen = next(s for s in reversed(handler.server.seen) if s.client_port == handler.client_address[1])
     body = json.dumps({"error": {"code": "invalid_request",
                                  "message": f"{seen.body.decode()} is not valid under the given schema"}})
-    _send(handler, Forwarded(400, {"Content-Type": "application/json"}, body.encode()))
+    send_forwarded(handler, Forwarded(400, {"Content-Type": "application/json"}, body.encode()))
